@@ -1,0 +1,1 @@
+"""gRPC plumbing shared by the servicers and clients: status mapping, servers, channels."""
