@@ -25,8 +25,12 @@ def generate(out_dir: Path) -> list[Path]:
     if not protos:
         raise SystemExit(f"no .proto files under {PROTO_DIR}")
     out_dir.mkdir(parents=True, exist_ok=True)
+    # The mypy-protobuf plugins are console scripts beside this interpreter.
+    plugins = Path(sys.executable).parent
     args = [
         "protoc",
+        f"--plugin=protoc-gen-mypy={plugins / 'protoc-gen-mypy'}",
+        f"--plugin=protoc-gen-mypy_grpc={plugins / 'protoc-gen-mypy_grpc'}",
         f"-I{PROTO_ROOT}",
         f"--python_out={out_dir}",
         f"--mypy_out={out_dir}",

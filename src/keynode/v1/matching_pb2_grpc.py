@@ -5,7 +5,7 @@ import warnings
 
 from keynode.v1 import matching_pb2 as keynode_dot_v1_dot_matching__pb2
 
-GRPC_GENERATED_VERSION = '1.73.1'
+GRPC_GENERATED_VERSION = '1.72.1'
 GRPC_VERSION = grpc.__version__
 _version_not_supported = False
 
