@@ -19,13 +19,12 @@ from enum import StrEnum
 from typing import Any
 
 from keynode.errors import InputError, VerificationError
+from keynode.policy.model import TOKEN
 
 ENTRY_VERSION = 1
 MAX_ENTRY_BYTES = 4096
 _MAX_INT = 2**63 - 1
 
-TOKEN = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
-"""Partner names, actors, operations, reasons, key kinds: lowercase tokens."""
 _HASH = re.compile(r"[0-9a-f]{64}")
 _ID = re.compile(r"[0-9a-f]{32}")
 
