@@ -48,7 +48,8 @@ class LogStore:
     another writer moved it.
     """
 
-    def __init__(self, db: Database, origin: str) -> None:
+    def __init__(self, db: Database, origin: str = "") -> None:
+        """Open (creating the tables if needed); without ``origin`` the store is read-only."""
         self.db = db
         self.origin = origin
         db.create_schema(_schema(db))
@@ -83,6 +84,8 @@ class LogStore:
         """
         if not bodies:
             raise InputError("nothing to append")
+        if not self.origin:
+            raise InputError("this log store was opened read-only (no origin)")
         with self.db.transaction(write=True) as tx:
             size = self._size(tx, lock=True)
             edge = self._edge if self._edge.size == size else self._load_edge(tx, size)

@@ -15,9 +15,9 @@ from keynode.errors import KeynodeError
 def _command_modules() -> list[ModuleType]:
     # Imported lazily so that `keynode --help` stays fast and one broken optional
     # feature cannot break the others.
-    from keynode.cli import demo, match, serve
+    from keynode.cli import audit, demo, match, serve
 
-    return [serve, match, demo]
+    return [serve, match, demo, audit]
 
 
 def build_parser() -> argparse.ArgumentParser:
