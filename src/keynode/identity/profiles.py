@@ -69,24 +69,24 @@ class Profile:
     def normaliser(self, kind: KeyKind | str) -> Callable[[str], bytes]:
         """The function ``raw -> canonical bytes`` for ``kind`` (bound once, for bulk use)."""
         kind = parse_kind(kind)
-        prefix = f"{kind.value}:"
-        payload: Callable[[str], str]
+        prefix = f"{kind.value}:".encode()
         if kind is KeyKind.EMAIL:
             gmail = self.gmail_rules
 
-            def payload(raw: str) -> str:
-                return normalise_email(raw, gmail_rules=gmail)
+            def canonical(raw: str) -> bytes:
+                return prefix + normalise_email(raw, gmail_rules=gmail).encode()
 
         elif kind is KeyKind.PHONE:
-            payload = self._phone
+            phone = self._phone
+
+            def canonical(raw: str) -> bytes:
+                return prefix + phone(raw).encode()
+
         else:
             casefold = self.casefold_ids
 
-            def payload(raw: str) -> str:
-                return normalise_customer_id(raw, casefold=casefold)
-
-        def canonical(raw: str) -> bytes:
-            return (prefix + payload(raw)).encode()
+            def canonical(raw: str) -> bytes:
+                return prefix + normalise_customer_id(raw, casefold=casefold).encode()
 
         return canonical
 
