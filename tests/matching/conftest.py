@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 
-import grpc
 import pytest
-from matching_support import KEY_NODE_KEYS, MAX_MESSAGE, PROFILE, Served
+from matching_support import KEY_NODE_KEYS, PROFILE, Served
 
 from keynode.crypto.batch import GroupPool
 from keynode.matching.engine import MatchingEngine, MatchingLimits
-from keynode.matching.service import add_to_server
+from keynode.matching.server import start_matching_server
+from keynode.transport.tls import open_channel
 
 
 @pytest.fixture(scope="module")
@@ -28,14 +27,9 @@ def served(pool: GroupPool) -> Iterator[Served]:
         pool,
         limits=MatchingLimits(max_set_size=2000, max_sessions=4, max_chunk_elements=128),
     )
-    server = grpc.server(
-        ThreadPoolExecutor(8), options=[("grpc.max_receive_message_length", MAX_MESSAGE)]
-    )
-    add_to_server(server, engine)
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    target = f"127.0.0.1:{port}"
-    channel = grpc.insecure_channel(target)
+    server = start_matching_server(engine, "127.0.0.1:0")
+    target = f"127.0.0.1:{server.port}"
+    channel = open_channel(target, None)
     try:
         yield Served(engine, channel, target)
     finally:

@@ -10,7 +10,6 @@ from keynode.matching.engine import MatchingEngine
 
 PROFILE = "test-profile:0001"
 KEY_NODE_KEYS = [f"email:user{i}@example.com".encode() for i in range(500)]
-MAX_MESSAGE = 4 * 1024 * 1024 + 4096
 
 
 @dataclass

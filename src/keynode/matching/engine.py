@@ -82,9 +82,10 @@ class MatchingEngine:
         self._pool = pool
         self._clock = clock
         self._lock = threading.Lock()
-        self._hash_lock = threading.Lock()
-        self._hashed: bytes | None = None
         self._sessions: dict[str, _Session] = {}
+        # Hashing to the group is partner-independent, so it is done once, at load;
+        # only the blinding is per partner key.
+        self._hashed = pool.hash(self._keys, PSI_DST)
 
     @property
     def key_node_elements(self) -> int:
@@ -215,13 +216,7 @@ class MatchingEngine:
         """Warm the partner's cached blinded set ahead of its next session."""
         self.keyring.cached_set(self.keyring.key_for(partner), self._blind_own_set)
 
-    def _hashed_set(self) -> bytes:
-        with self._hash_lock:
-            if self._hashed is None:
-                self._hashed = self._pool.hash(self._keys, PSI_DST)
-            return self._hashed
-
     def _blind_own_set(self, scalar: bytes) -> bytes:
-        blinded = blind_key_node_set(self._hashed_set(), scalar, self._pool)
+        blinded = blind_key_node_set(self._hashed, scalar, self._pool)
         assert len(blinded) == len(self._keys) * ELEMENT_BYTES
         return blinded

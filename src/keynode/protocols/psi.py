@@ -27,10 +27,9 @@ from __future__ import annotations
 import enum
 import random
 from collections.abc import Iterator, Sequence
-from concurrent.futures import Future
 from dataclasses import dataclass
 
-from keynode.crypto.batch import GroupPool
+from keynode.crypto.batch import GroupPool, Pending
 from keynode.crypto.ristretto255 import ELEMENT_BYTES, random_element, random_scalar
 from keynode.errors import InputError, LimitExceeded, ProtocolError
 
@@ -182,7 +181,7 @@ class KeyNodeSession:
         self._rng = rng if rng is not None else random.SystemRandom()
         self._next_sequence = 0
         self._received = 0
-        self._pending: list[Future[bytes]] = []
+        self._pending: list[Pending] = []
         self._reblinded: bytes | None = None
 
     @property
