@@ -15,9 +15,9 @@ from keynode.errors import KeynodeError
 def _command_modules() -> list[ModuleType]:
     # Imported lazily so that `keynode --help` stays fast and one broken optional
     # feature cannot break the others.
-    from keynode.cli import audit, demo, match, serve
+    from keynode.cli import audit, demo, match, pki, serve
 
-    return [serve, match, demo, audit]
+    return [serve, match, demo, audit, pki]
 
 
 def build_parser() -> argparse.ArgumentParser:
