@@ -315,6 +315,9 @@ def issue(
         addresses = [ipaddress.ip_address(ip) for ip in ips]
     except ValueError as exc:
         raise InputError(str(exc)) from exc
+    for name in (TLS_KEY, TLS_CERT, CA_CERT):
+        if (out_dir / name).exists():
+            raise InputError(f"{out_dir / name} already exists; refusing to overwrite it")
     now = _now(now)
     ca_key, ca_cert = _load_ca(ca_dir)
     network = network_of(ca_cert)
