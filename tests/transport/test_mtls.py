@@ -154,10 +154,13 @@ def test_partner_cannot_act_as_another_partner(
 def test_revoked_certificate_is_refused_on_the_next_call(
     server: KeynodeServer, live_network: Network
 ) -> None:
-    telco = live_network.certs("telco")
-    assert _call(server.port, telco, WHOAMI, b"telco") == b"retail/partner/telco"
-    pki.revoke(live_network.ca, "telco")
-    assert _code(server.port, telco, WHOAMI, b"telco") is grpc.StatusCode.UNAUTHENTICATED
+    with tls.open_channel(f"127.0.0.1:{server.port}", live_network.certs("telco")) as channel:
+        whoami = channel.unary_unary(WHOAMI)
+        assert whoami(b"telco", timeout=10) == b"retail/partner/telco"
+        pki.revoke(live_network.ca, "telco")
+        with pytest.raises(grpc.RpcError) as caught:
+            whoami(b"telco", timeout=10)  # same connection, next call
+    assert caught.value.code() is grpc.StatusCode.UNAUTHENTICATED
     assert _call(server.port, live_network.certs("insurer"), WHOAMI) == b"retail/partner/insurer"
 
 

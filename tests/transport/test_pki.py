@@ -15,6 +15,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from keynode import pki
 from keynode.errors import InputError, VerificationError
@@ -156,6 +158,32 @@ def _uri(value: str) -> x509.UniformResourceIdentifier:
 def test_certificates_without_a_valid_identity_are_refused(sans: list[x509.GeneralName]) -> None:
     with pytest.raises(VerificationError):
         pki.parse_identity(_forged(sans))
+
+
+def _is_label(name: str) -> bool:
+    """The reference rule for names: a lowercase DNS label, spelled out without a regex."""
+    allowed = set("abcdefghijklmnopqrstuvwxyz0123456789-")
+    return 0 < len(name) <= 63 and set(name) <= allowed and "-" not in (name[0], name[-1])
+
+
+_URI_TEXT = st.one_of(
+    st.from_regex(r"[a-z0-9-]{1,8}", fullmatch=True),
+    st.text(alphabet=st.characters(min_codepoint=0x21, max_codepoint=0x7E), max_size=70),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(network=_URI_TEXT, role=st.sampled_from([*sorted(pki.ROLES), "admin", ""]), party=_URI_TEXT)
+def test_identity_parsing_accepts_exactly_the_valid_uris(
+    network: str, role: str, party: str
+) -> None:
+    cert = _forged([_uri(f"keynode://{network}/{role}/{party}")])
+    valid = all(_is_label(name) for name in (network, party)) and role in pki.ROLES
+    if valid:
+        assert pki.parse_identity(cert) == pki.PeerIdentity(role, party, 1, network)
+    else:
+        with pytest.raises(VerificationError):
+            pki.parse_identity(cert)
 
 
 def test_a_ca_certificate_is_not_a_peer(network: Network) -> None:

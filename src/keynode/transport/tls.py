@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from keynode import pki
@@ -40,10 +41,8 @@ class CertDir:
     def load(cls, path: Path) -> CertDir:
         """Read ``tls.key``, ``tls.crt`` and ``ca.crt``; any problem is an :class:`InputError`."""
         key = pki.read_file(path / pki.TLS_KEY)
-        cert = pki.read_file(path / pki.TLS_CERT)
-        ca = pki.read_file(path / pki.CA_CERT)
         leaf = pki.read_certificate(path / pki.TLS_CERT)
-        pki.read_certificate(path / pki.CA_CERT)
+        ca = pki.read_certificate(path / pki.CA_CERT)
         try:
             private = serialization.load_pem_private_key(key, password=None)
         except (ValueError, TypeError) as exc:
@@ -54,7 +53,11 @@ class CertDir:
             identity = pki.parse_identity(leaf)
         except VerificationError as exc:
             raise InputError(f"{path / pki.TLS_CERT}: {exc}") from exc
-        return cls(key=key, cert=cert, ca=ca, identity=identity)
+        return cls(key=key, cert=_pem(leaf), ca=_pem(ca), identity=identity)
+
+
+def _pem(cert: x509.Certificate) -> bytes:
+    return cert.public_bytes(serialization.Encoding.PEM)
 
 
 def server_credentials(cert_dir: Path) -> grpc.ServerCredentials:
