@@ -200,6 +200,10 @@ class ReplayGuard:
         self._spent: dict[str, int] = {}
         self._prune_at = 1024
 
+    def __len__(self) -> int:
+        """How many spent grants are remembered (live ones, plus expired not yet pruned)."""
+        return len(self._spent)
+
     def spend(self, grant: GrantTerms) -> None:
         """Mark ``grant`` used; raise an opaque VerificationError if it was used before."""
         if len(self._spent) >= self._prune_at:  # amortised: memory stays ~2x live grants
