@@ -95,6 +95,41 @@ class PolicyReplay:
                     partner.resigned_at, None, f"{name} resigned but keys not destroyed: {missing}"
                 )
 
+    # -- the state, for a broker that resumes from its log ----------------------------
+
+    @property
+    def size(self) -> int:
+        """Entries applied so far."""
+        return self._count
+
+    @property
+    def now_ms(self) -> int:
+        """Time of the last entry applied (0 for an empty log)."""
+        return self._now
+
+    @property
+    def usage(self) -> UsageLedger:
+        """Grants and releases per partner, for rate limits and budgets."""
+        return self._usage
+
+    @property
+    def revocations(self) -> RevocationList:
+        """Grants revoked one by one or by a resignation."""
+        return self._revoked
+
+    def standing(self, name: str) -> Standing:
+        """``name``'s standing after the entries applied so far."""
+        partner = self._partners.get(name)
+        return partner.standing(name) if partner else Standing(name, None)
+
+    def partners(self) -> list[str]:
+        """Every partner the log has mentioned, sorted."""
+        return sorted(self._partners)
+
+    def grant(self, grant_id: str) -> GrantTerms | None:
+        """The logged grant ``grant_id``, if any."""
+        return self._grants.get(grant_id)
+
     def _partner(self, name: str) -> _Partner:
         return self._partners.setdefault(name, _Partner())
 
