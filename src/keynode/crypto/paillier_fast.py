@@ -3,7 +3,7 @@
 Stock Paillier (and ``phe``) computes ``c = (1 + m*n) * r^n mod n^2`` with a fresh
 ``r``: one full exponentiation with a variable base per ciphertext. Here, following
 Damgård, Jurik and Nielsen (DJN, *A generalization of Paillier's public-key system…*,
-IJIS 2010, §4.2), the encryptor picks once ``x`` in ``Z_n*``, sets ``h = -x^2 mod n`` and
+IJIS 2010), the encryptor picks once ``x`` in ``Z_n*``, sets ``h = -x^2 mod n`` and
 ``h_s = h^n mod n^2``, and uses ``h_s^a`` with a fresh random exponent ``a`` in place of
 ``r^n``. ``h_s^a = (h^a)^n`` is an n-th residue, so the ciphertext has the usual form and
 any Paillier decryptor (``phe`` included) decrypts it. Because the base is fixed,

@@ -38,6 +38,10 @@ def _encrypt_slice(values: Sequence[int], exponents: Sequence[int]) -> list[int]
     return [int(c) for c in _worker_encryptor.encrypt_many(values, exponents)]
 
 
+def _ready() -> int:
+    return os.getpid()
+
+
 def _context() -> multiprocessing.context.BaseContext:
     methods = multiprocessing.get_all_start_methods()
     return multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
@@ -62,6 +66,18 @@ class EncryptionPool:
                 initializer=_init_worker,
                 initargs=(int(sk.p), int(sk.q), int(encryptor.h), encryptor.exponent_length.value),
             )
+            self._warm_up()
+
+    def _warm_up(self) -> None:
+        """Start every worker (and build its tables) now, not inside the first batch."""
+        assert self._executor is not None
+        seen: set[int] = set()
+        for _ in range(8):
+            seen.update(
+                f.result() for f in [self._executor.submit(_ready) for _ in range(4 * self.workers)]
+            )
+            if len(seen) >= self.workers:
+                break
 
     def __enter__(self) -> EncryptionPool:
         return self
