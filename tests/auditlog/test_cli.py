@@ -125,3 +125,9 @@ def test_show_rejects_a_bad_time(setup: tuple[Path, Path]) -> None:
     db, _ = setup
     with pytest.raises(InputError):
         run("audit", "show", "--db", str(db), "--since", "yesterday")
+
+
+def test_readers_never_create_a_database(tmp_path: Path) -> None:
+    with pytest.raises(InputError):
+        run("audit", "show", "--db", str(tmp_path / "missing.db"))
+    assert not (tmp_path / "missing.db").exists()

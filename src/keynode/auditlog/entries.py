@@ -79,15 +79,17 @@ PARTNERLESS = frozenset({EntryType.POLICY_LOAD})
 """Entry types about the network as a whole: their subject is the empty string."""
 
 
+_PATTERNS = {_Kind.TOKEN: TOKEN, _Kind.HASH: _HASH, _Kind.ID: _ID}
+_TYPES = {str(t): t for t in EntryType}
+
+
 def _valid(kind: _Kind, value: object) -> bool:
-    if kind in (_Kind.LEVEL, _Kind.COUNT):
-        if type(value) is not int:
-            return False
-        return 1 <= value <= 6 if kind is _Kind.LEVEL else 0 <= value <= _MAX_INT
-    if not isinstance(value, str):
-        return False
-    pattern = {_Kind.TOKEN: TOKEN, _Kind.HASH: _HASH, _Kind.ID: _ID}[kind]
-    return pattern.fullmatch(value) is not None
+    if type(value) is int:
+        if kind is _Kind.COUNT:
+            return 0 <= value <= _MAX_INT
+        return kind is _Kind.LEVEL and 1 <= value <= 6
+    pattern = _PATTERNS.get(kind)
+    return pattern is not None and isinstance(value, str) and pattern.fullmatch(value) is not None
 
 
 @dataclass(frozen=True)
@@ -155,8 +157,11 @@ class Entry:
         return value
 
 
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
 def _canonical(obj: Mapping[str, Any]) -> bytes:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+    return _ENCODER.encode(obj).encode()
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -170,27 +175,28 @@ def _no_floats(text: str) -> Any:
     raise ValueError("floats are not canonical")
 
 
+_DECODER = json.JSONDecoder(
+    object_pairs_hook=_no_duplicates, parse_float=_no_floats, parse_constant=_no_floats
+)
+
+
 def decode_entry(data: bytes) -> Entry:
     """Parse canonical entry bytes; anything non-canonical raises VerificationError."""
     try:
         if len(data) > MAX_ENTRY_BYTES:
             raise ValueError("too long")
-        obj = json.loads(
-            data.decode("ascii"),
-            object_pairs_hook=_no_duplicates,
-            parse_float=_no_floats,
-            parse_constant=_no_floats,
-        )
+        obj = _DECODER.decode(data.decode("ascii"))
         if not isinstance(obj, dict) or set(obj) != {
             "actor", "params", "subject", "time_ms", "type", "v"
         }:  # fmt: skip
             raise ValueError("wrong fields")
         if type(obj["v"]) is not int or obj["v"] != ENTRY_VERSION:
             raise ValueError("unknown version")
-        if not isinstance(obj["params"], dict) or obj["type"] not in set(EntryType):
+        kind = _TYPES.get(obj["type"]) if isinstance(obj["type"], str) else None
+        if not isinstance(obj["params"], dict) or kind is None:
             raise ValueError("wrong type")
         entry = Entry(
-            type=EntryType(obj["type"]),
+            type=kind,
             time_ms=obj["time_ms"],
             actor=obj["actor"],
             subject=obj["subject"],

@@ -39,6 +39,8 @@ from keynode.policy import (
     decide_release,
 )
 
+_NOT_AFTER_RESIGNATION = frozenset({EntryType.LEVEL_CHANGE, EntryType.GRANT, EntryType.RELEASE})
+
 
 @dataclass
 class _Partner:
@@ -73,6 +75,15 @@ class PolicyReplay:
         self._now = 0
         self._spent = ReplayGuard(clock=lambda: self._now)
         self._count = 0
+        self._handlers = {
+            EntryType.ENROL: self._enrol,
+            EntryType.LEVEL_CHANGE: self._level_change,
+            EntryType.GRANT: self._grant,
+            EntryType.RELEASE: self._release,
+            EntryType.REVOCATION: self._revocation,
+            EntryType.RESIGNATION: self._resignation,
+            EntryType.KEY_DESTRUCTION: self._key_destruction,
+        }
 
     def apply(self, index: int, entry: Entry) -> None:
         """Check one entry against the rules; raise ReplayViolation naming it."""
@@ -146,21 +157,9 @@ class PolicyReplay:
         if self.policy is None:
             return "no policy loaded yet"
         partner = self._partner(entry.subject)
-        if partner.resigned_at is not None and kind in (
-            EntryType.LEVEL_CHANGE,
-            EntryType.GRANT,
-            EntryType.RELEASE,
-        ):
+        if partner.resigned_at is not None and kind in _NOT_AFTER_RESIGNATION:
             return "partner has resigned"
-        handler = {
-            EntryType.ENROL: self._enrol,
-            EntryType.LEVEL_CHANGE: self._level_change,
-            EntryType.GRANT: self._grant,
-            EntryType.RELEASE: self._release,
-            EntryType.REVOCATION: self._revocation,
-            EntryType.RESIGNATION: self._resignation,
-            EntryType.KEY_DESTRUCTION: self._key_destruction,
-        }.get(kind)
+        handler = self._handlers.get(kind)
         return handler(index, entry, partner) if handler else None  # refusals: nothing to check
 
     def _enrol(self, index: int, entry: Entry, partner: _Partner) -> str | None:

@@ -11,7 +11,9 @@ from collections.abc import Iterator
 
 import grpc
 
+from keynode import pki
 from keynode.auditlog.store import LogStore
+from keynode.transport.auth import Authorizer
 from keynode.transport.server import KeynodeServer, build_server
 from keynode.transport.status import grpc_errors
 from keynode.v1 import audit_pb2, audit_pb2_grpc
@@ -24,15 +26,24 @@ BATCH_ENTRIES = 512
 
 
 class AuditLogServicer(audit_pb2_grpc.AuditLogServicer):
-    """Serves one log store, read-only."""
+    """Serves one log store, read-only.
 
-    def __init__(self, store: LogStore) -> None:
+    With an ``authorizer`` (mTLS), only auditors and operators may read the log.
+    """
+
+    def __init__(self, store: LogStore, *, authorizer: Authorizer | None = None) -> None:
         self._store = store
+        self._auth = authorizer
+
+    def _check(self, context: grpc.ServicerContext) -> None:
+        if self._auth is not None:
+            self._auth.require(context, {pki.AUDITOR, pki.OPERATOR})
 
     @grpc_errors
     def GetLatestCheckpoint(
         self, request: audit_pb2.GetCheckpointRequest, context: grpc.ServicerContext
     ) -> audit_pb2.SignedCheckpoint:
+        self._check(context)
         note = self._store.latest_checkpoint()
         return audit_pb2.SignedCheckpoint(note=note, size=int(note.split("\n")[1]))
 
@@ -40,6 +51,7 @@ class AuditLogServicer(audit_pb2_grpc.AuditLogServicer):
     def GetEntries(
         self, request: audit_pb2.GetEntriesRequest, context: grpc.ServicerContext
     ) -> Iterator[audit_pb2.EntryBatch]:
+        self._check(context)
         start = request.start
         batch: list[bytes] = []
         for body in self._store.entries(request.start, request.end):
@@ -55,6 +67,7 @@ class AuditLogServicer(audit_pb2_grpc.AuditLogServicer):
     def GetInclusionProof(
         self, request: audit_pb2.GetInclusionProofRequest, context: grpc.ServicerContext
     ) -> audit_pb2.InclusionProof:
+        self._check(context)
         size = request.tree_size or self._store.size()
         hashes = self._store.inclusion_proof(request.index, size)
         return audit_pb2.InclusionProof(index=request.index, tree_size=size, hashes=hashes)
@@ -63,6 +76,7 @@ class AuditLogServicer(audit_pb2_grpc.AuditLogServicer):
     def GetConsistencyProof(
         self, request: audit_pb2.GetConsistencyProofRequest, context: grpc.ServicerContext
     ) -> audit_pb2.ConsistencyProof:
+        self._check(context)
         size2 = request.size2 or self._store.size()
         hashes = self._store.consistency_proof(request.size1, size2)
         return audit_pb2.ConsistencyProof(size1=request.size1, size2=size2, hashes=hashes)

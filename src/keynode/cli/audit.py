@@ -50,8 +50,15 @@ def _source(args: argparse.Namespace) -> LogSource:
     if getattr(args, "export", None):
         return ExportSource(args.export)
     if getattr(args, "db", None):
-        return LogStore(open_database(args.db))
+        return _store(args.db)
     raise InputError("say where the log is: --server ADDR, --export DIR or --db PATH")
+
+
+def _store(target: str) -> LogStore:
+    """An existing log database, opened for reading (never created by a reader)."""
+    if "://" not in target and not Path(target).is_file():
+        raise InputError(f"no log database at {target}")
+    return LogStore(open_database(target))
 
 
 def _add_source(parser: argparse.ArgumentParser, *, export: bool = True) -> None:
@@ -130,7 +137,9 @@ def _selected(args: argparse.Namespace, source: LogSource) -> Iterator[tuple[int
             continue
         if args.type and entry.type not in args.type:
             continue
-        if (since is not None and entry.time_ms < since) or (until and entry.time_ms >= until):
+        if (since is not None and entry.time_ms < since) or (
+            until is not None and entry.time_ms >= until
+        ):
             continue
         yield index, entry
 
@@ -171,7 +180,7 @@ def run_serve(args: argparse.Namespace) -> int:
     from keynode.transport.tls import server_credentials
 
     creds = server_credentials(args.certs) if args.certs else None
-    server = serve_audit(LogStore(open_database(args.db)), args.listen, creds)
+    server = serve_audit(_store(args.db), args.listen, creds)
     print(f"audit log service on port {server.port} ({'mTLS' if creds else 'plaintext'})")
     sys.stdout.flush()
     try:
