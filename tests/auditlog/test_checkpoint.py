@@ -7,8 +7,11 @@ from pathlib import Path
 
 import pytest
 from auditlog_support import ORIGIN, make_signer
+from hypothesis import given
+from hypothesis import strategies as st
 
 from keynode.auditlog import Checkpoint, NoteSigner, NoteVerifier
+from keynode.auditlog.checkpoint import unverified_size
 from keynode.errors import InputError, VerificationError
 
 KAT = json.loads((Path(__file__).parent.parent / "vectors" / "signed_note.json").read_text())
@@ -94,3 +97,19 @@ def test_malformed_signer_keys_are_input_errors() -> None:
     for key in ("", "PRIVATE+KEY+x", KAT["signer_key"].replace("c74f20a3", "00000000")):
         with pytest.raises(InputError):
             NoteSigner.from_signer_key(key)
+
+
+def test_unverified_size_reads_the_claim_or_refuses() -> None:
+    assert unverified_size(make_signer().sign(CHECKPOINT)) == 42
+    for bad in ("", "origin\n", "origin\n-1\nroot\n", "origin\n01\nroot\n"):
+        with pytest.raises(VerificationError):
+            unverified_size(bad)
+
+
+@given(st.text(max_size=300))
+def test_arbitrary_text_never_leaks_a_raw_error(text: str) -> None:
+    verifier = NoteVerifier(make_signer().verifier_key)
+    with pytest.raises(VerificationError):
+        verifier.verify(text)
+    with pytest.raises(VerificationError):
+        verifier.verify(make_signer().sign(CHECKPOINT).split("\n\n")[0] + "\n\n" + text)

@@ -55,6 +55,17 @@ class Checkpoint:
         return f"{self.origin}\n{self.size}\n{base64.b64encode(self.root_hash).decode()}\n"
 
 
+def unverified_size(note: str) -> int:
+    """The tree size a signed checkpoint claims, read without checking the signature.
+
+    For sizing a read before verifying (exports, listings); never a basis for trust.
+    """
+    lines = note.split("\n", 2)
+    if len(lines) < 3 or not _SIZE.fullmatch(lines[1]):
+        raise VerificationError("invalid checkpoint")
+    return int(lines[1])
+
+
 def _key_hash(name: str, public: bytes) -> bytes:
     return hashlib.sha256(name.encode() + b"\n" + _ALG_ED25519 + public).digest()[:4]
 

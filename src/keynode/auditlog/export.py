@@ -18,6 +18,7 @@ import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from keynode.auditlog.checkpoint import unverified_size
 from keynode.auditlog.verify import LogSource
 from keynode.errors import InputError, VerificationError
 
@@ -46,8 +47,8 @@ def export_log(source: LogSource, directory: str | Path, checkpoints: Iterable[s
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
     latest = source.latest_checkpoint()
-    size = int(latest.split("\n")[1])
-    kept = [note for note in checkpoints if int(note.split("\n")[1]) <= size]
+    size = unverified_size(latest)
+    kept = [note for note in checkpoints if unverified_size(note) <= size]
     _write_atomically(out / ENTRIES, (body + b"\n" for body in source.entries(0, size)))
     _write_atomically(
         out / CHECKPOINTS, (json.dumps({"note": note}).encode() + b"\n" for note in kept)

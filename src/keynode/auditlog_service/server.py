@@ -12,6 +12,7 @@ from collections.abc import Iterator
 import grpc
 
 from keynode import pki
+from keynode.auditlog.checkpoint import unverified_size
 from keynode.auditlog.store import LogStore
 from keynode.transport.auth import Authorizer
 from keynode.transport.server import KeynodeServer, build_server
@@ -45,7 +46,7 @@ class AuditLogServicer(audit_pb2_grpc.AuditLogServicer):
     ) -> audit_pb2.SignedCheckpoint:
         self._check(context)
         note = self._store.latest_checkpoint()
-        return audit_pb2.SignedCheckpoint(note=note, size=int(note.split("\n")[1]))
+        return audit_pb2.SignedCheckpoint(note=note, size=unverified_size(note))
 
     @grpc_errors
     def GetEntries(

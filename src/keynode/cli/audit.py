@@ -30,6 +30,7 @@ from keynode.auditlog import (
     export_log,
     verify_log,
 )
+from keynode.auditlog.checkpoint import unverified_size
 from keynode.auditlog.state import default_state_path, load_trusted, save_trusted
 from keynode.auditlog.store import LogStore
 from keynode.errors import InputError, VerificationError
@@ -128,7 +129,7 @@ def _parse_time(text: str) -> int:
 
 
 def _selected(args: argparse.Namespace, source: LogSource) -> Iterator[tuple[int, Entry]]:
-    size = int(source.latest_checkpoint().split("\n")[1])
+    size = unverified_size(source.latest_checkpoint())
     since = _parse_time(args.since) if args.since else None
     until = _parse_time(args.until) if args.until else None
     for index, body in enumerate(source.entries(0, size)):
