@@ -99,7 +99,11 @@ def random_element() -> bytes:
 
 def check_element(p: bytes) -> None:
     """Reject anything but the canonical encoding of a non-identity element."""
-    if len(p) != ELEMENT_BYTES or p == IDENTITY or not rbcl.crypto_core_ristretto255_is_valid_point(p):
+    if (
+        len(p) != ELEMENT_BYTES
+        or p == IDENTITY
+        or not rbcl.crypto_core_ristretto255_is_valid_point(p)
+    ):
         raise ProtocolError(_INVALID)
 
 

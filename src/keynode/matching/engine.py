@@ -187,6 +187,10 @@ class MatchingEngine:
             raise ProtocolError("the upload for this session is not complete")
         return session.protocol.reblinded_chunks(self.limits.max_chunk_elements)
 
+    def session_partner(self, session_id: str) -> str:
+        """The partner a session belongs to."""
+        return self._session(session_id).partner
+
     def close(self, session_id: str) -> None:
         self._session(session_id)
         self._drop(session_id)

@@ -9,7 +9,7 @@ Keys live in memory: a restart is a rotation for every partner.
 
 from __future__ import annotations
 
-import secrets
+import hashlib
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,7 +19,11 @@ from keynode.crypto.ristretto255 import random_scalar
 
 @dataclass(frozen=True)
 class PartnerKey:
-    """A partner's current scalar and the opaque id that names it in caches and logs."""
+    """A partner's current scalar and the id that names it in caches and the policy log.
+
+    The id is a hash of the scalar under a fixed prefix: it identifies the key without
+    revealing it.
+    """
 
     key_id: str
     scalar: bytes
@@ -39,9 +43,17 @@ class PartnerKeyring:
         with self._lock:
             key = self._keys.get(partner)
             if key is None:
-                key = PartnerKey(key_id=secrets.token_hex(8), scalar=random_scalar())
+                scalar = random_scalar()
+                key_id = hashlib.sha256(b"keynode-key-id\x00" + scalar).hexdigest()
+                key = PartnerKey(key_id=key_id, scalar=scalar)
                 self._keys[partner] = key
             return key
+
+    def key_id(self, partner: str) -> str | None:
+        """The id of the partner's current key, without creating one."""
+        with self._lock:
+            key = self._keys.get(partner)
+            return key.key_id if key else None
 
     def rotate(self, partner: str) -> PartnerKey:
         """Replace the partner's key; the old key and its cached set are destroyed."""

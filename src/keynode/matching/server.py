@@ -5,7 +5,7 @@ from __future__ import annotations
 import grpc
 
 from keynode.matching.engine import MatchingEngine
-from keynode.matching.service import SERVICE_NAME, add_to_server
+from keynode.matching.service import SERVICE_NAME, MatchingServicer, add_to_server
 from keynode.transport.server import KeynodeServer, ServerSettings, build_server
 
 
@@ -16,7 +16,7 @@ def start_matching_server(
     credentials: grpc.ServerCredentials | None = None,
     settings: ServerSettings | None = None,
 ) -> KeynodeServer:
-    """Serve ``engine`` on ``listen`` (``host:port``; port 0 picks a free one).
+    """Serve ``engine`` alone, without policy, on ``listen`` (``host:port``; 0 picks a port).
 
     Without ``credentials`` the server is plaintext and only a loopback address is
     accepted; anything that leaves the machine needs mTLS.
@@ -24,6 +24,6 @@ def start_matching_server(
     built = build_server(
         listen, credentials=credentials, services=[SERVICE_NAME], settings=settings
     )
-    add_to_server(built.server, engine)
+    add_to_server(built.server, MatchingServicer(engine))
     built.start()
     return built

@@ -1,0 +1,174 @@
+"""The key node's process: broker, matching and audit log behind one mTLS server.
+
+A :class:`KeyNode` owns a state directory::
+
+    STATE/keynode.db          policy log and broker tables (SQLite; or --database URL)
+    STATE/log-signer.key      the policy log's checkpoint key (0600), created on first start
+    STATE/log-verifier.pub    its verifier key: give this to auditors
+    STATE/grant-signer.pem    the broker's grant key (0600), created on first start
+
+and serves ``keynode.v1.Broker``, ``keynode.v1.Matching`` and ``keynode.v1.AuditLog``
+on one port with mutual TLS: every caller is identified by its certificate.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from keynode import pki
+from keynode.auditlog import NoteSigner, PolicyLog
+from keynode.auditlog.store import LogStore
+from keynode.auditlog_service.server import SERVICE_NAME as AUDIT_SERVICE
+from keynode.auditlog_service.server import AuditLogServicer
+from keynode.broker.core import AudienceDirectory, Broker
+from keynode.broker.service import SERVICE_NAME as BROKER_SERVICE
+from keynode.broker.service import BrokerServicer, CampaignSink
+from keynode.broker.service import add_to_server as add_broker
+from keynode.broker.store import BrokerStore
+from keynode.errors import InputError
+from keynode.matching.engine import MatchingEngine
+from keynode.matching.service import SERVICE_NAME as MATCHING_SERVICE
+from keynode.matching.service import MatchingServicer
+from keynode.matching.service import add_to_server as add_matching
+from keynode.policy import GrantSigner
+from keynode.storage import open_database
+from keynode.transport import tls
+from keynode.transport.auth import Authorizer
+from keynode.transport.server import KeynodeServer, ServerSettings, build_server
+from keynode.v1 import audit_pb2_grpc
+
+log = logging.getLogger(__name__)
+
+
+def _write_secret(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        out.write(data)
+
+
+@dataclass(frozen=True)
+class StateDir:
+    """Where a key node keeps its database and signing keys."""
+
+    root: Path
+
+    @property
+    def database(self) -> str:
+        return str(self.root / "keynode.db")
+
+    def log_signer(self, network: str) -> NoteSigner:
+        """The policy log's checkpoint signer, created (with its .pub) on first use."""
+        secret, public = self.root / "log-signer.key", self.root / "log-verifier.pub"
+        if secret.exists():
+            return NoteSigner.from_signer_key(secret.read_text(encoding="utf-8"))
+        signer = NoteSigner.generate(f"keynode.{network}/policy-log")
+        _write_secret(secret, (signer.signer_key() + "\n").encode())
+        public.write_text(signer.verifier_key + "\n", encoding="utf-8")
+        return signer
+
+    def grant_signer(self) -> GrantSigner:
+        """The broker's grant key, created on first use; its id is a hash of the public key."""
+        path = self.root / "grant-signer.pem"
+        if path.exists():
+            key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+            if not isinstance(key, Ed25519PrivateKey):
+                raise InputError(f"{path} is not an Ed25519 key")
+        else:
+            key = Ed25519PrivateKey.generate()
+            pem = key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+            _write_secret(path, pem)
+        public = key.public_key().public_bytes_raw()
+        return GrantSigner(key, "grant-" + hashlib.sha256(public).hexdigest()[:16])
+
+
+class _Revocations:
+    """Revoked if the broker revoked it (a resignation) or the network CRL lists it."""
+
+    def __init__(self, broker: Broker, crl: pki.CrlFile | None) -> None:
+        self._broker, self._crl = broker, crl
+
+    def is_revoked(self, peer: pki.PeerIdentity) -> bool:
+        return self._broker.is_revoked(peer) or (
+            self._crl is not None and self._crl.is_revoked(peer)
+        )
+
+
+class KeyNode:
+    """Broker + Matching + AuditLog for one key-node dataset, on one mTLS server."""
+
+    def __init__(
+        self,
+        engine: MatchingEngine,
+        state: StateDir,
+        *,
+        network: str,
+        database: str | None = None,
+        directory: AudienceDirectory | None = None,
+        campaigns: CampaignSink | None = None,
+        crl: pki.CrlFile | None = None,
+    ) -> None:
+        state.root.mkdir(parents=True, exist_ok=True)
+        self.engine = engine
+        self.state = state
+        self.network = network
+        self._db = open_database(database or state.database)
+        signer = state.log_signer(network)
+        self.policy_log = PolicyLog(LogStore(self._db, signer.name), signer)
+        self.verifier_key = signer.verifier_key
+        self.broker = Broker(
+            self.policy_log, BrokerStore(self._db), state.grant_signer(), directory=directory
+        )
+        self.broker.attach_key_holder("ecdh_scalar", engine.keyring)
+        self.broker.on_resign(engine.close_partner_sessions)
+        recovered = self.broker.recover()
+        if recovered:
+            log.info("completed the resignations of %s", ", ".join(recovered))
+        self.authorizer = Authorizer(network, _Revocations(self.broker, crl))
+        self._campaigns = campaigns
+        self._server: KeynodeServer | None = None
+
+    def sessions(self) -> Sequence[tuple[str, str, str, float]]:
+        return [(sid, partner, "psi", age) for sid, partner, age in self.engine.open_sessions()]
+
+    def start(self, listen: str, cert_dir: Path, *, settings: ServerSettings | None = None) -> int:
+        """Serve on ``listen`` with the key node's certificate; returns the bound port."""
+        built = build_server(
+            listen,
+            credentials=tls.server_credentials(cert_dir),
+            services=[BROKER_SERVICE, MATCHING_SERVICE, AUDIT_SERVICE],
+            settings=settings,
+        )
+        extra = {"campaigns": self._campaigns} if self._campaigns else {}
+        add_broker(
+            built.server,
+            BrokerServicer(self.broker, self.authorizer, sessions=self.sessions, **extra),
+        )
+        add_matching(
+            built.server,
+            MatchingServicer(self.engine, authorizer=self.authorizer, gate=self.broker),
+        )
+        audit_pb2_grpc.add_AuditLogServicer_to_server(
+            AuditLogServicer(self.policy_log.store, authorizer=self.authorizer), built.server
+        )
+        built.start()
+        self._server = built
+        log.info("key node %s serving on port %d", self.network, built.port)
+        return built.port
+
+    def stop(self, grace_s: float | None = 2.0) -> None:
+        if self._server is not None:
+            self._server.stop(grace_s)
+            self._server = None
+        self.policy_log.close()
