@@ -1,13 +1,16 @@
-"""Properties of the rules: idempotent, blind to case and blanks, kinds apart, fast == reference."""
+"""Properties of the rules: idempotent, blind to case and blanks, kinds apart, fast == rules."""
 
 from __future__ import annotations
 
 import string
 
+import pyarrow as pa
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from keynode.identity import InvalidIdentifier, KeyKind, Profile, get_profile
+from keynode.identity.bulk import bulk_canonical
 from keynode.identity.phones import PhoneNormaliser, normalise_phone_reference
 
 PROFILES = (
@@ -117,3 +120,49 @@ def test_phone_fast_path_agrees_with_reference(region: str, raw: str) -> None:
     except InvalidIdentifier as exc:
         fast = f"!{exc.reason}"
     assert fast == reference()
+
+
+def _bulk(profile: Profile, kind: KeyKind, raws: list[str | None]) -> list[bytes | None]:
+    return bulk_canonical(profile, kind, pa.array(raws, pa.string())).to_pylist()  # type: ignore[no-any-return]
+
+
+@settings(max_examples=200)
+@given(st.sampled_from(PROFILES), st.sampled_from(list(KeyKind)), st.data())
+def test_bulk_path_agrees_with_the_rules(
+    profile: Profile, kind: KeyKind, data: st.DataObject
+) -> None:
+    raws = data.draw(st.lists(st.one_of(st.none(), SAMPLES[kind], BLANKS), max_size=20))
+    for raw, fast in zip(raws, _bulk(profile, kind, raws), strict=True):
+        if fast is not None:
+            assert raw is not None
+            assert fast == profile.canonical(kind, raw)
+
+
+@pytest.mark.parametrize(
+    ("kind", "raw"),
+    [
+        ("email", " Alice@Example.COM\t"),
+        ("phone", "+49 151 23456789"),
+        ("phone", "0049-151-2345-6789"),
+        ("phone", "(0151) 2345 6789"),
+        ("phone", "+49 (0)30 1234567"),
+        ("customer_id", " KN0001 "),
+    ],
+)
+def test_bulk_path_answers_the_common_shapes(kind: str, raw: str) -> None:
+    profile = get_profile()
+    assert _bulk(profile, KeyKind(kind), [raw]) == [profile.canonical(kind, raw)]
+
+
+@pytest.mark.parametrize(
+    ("profile", "kind", "raw"),
+    [
+        (get_profile(gmail_rules=True), "email", "a.b+c@gmail.com"),  # provider rules: per value
+        (get_profile(), "email", "kunde@müller.de"),  # IDNA: per value
+        (get_profile(region="US"), "phone", "+1 650 253 0000"),  # not a 00/0 region
+        (get_profile(), "phone", "+43 664 1234567"),  # not the home country
+        (get_profile(), "customer_id", "\uff2b\uff2e\uff10\uff11"),  # full width, NFKC: per value
+    ],
+)
+def test_bulk_path_leaves_the_rest_to_the_rules(profile: Profile, kind: str, raw: str) -> None:
+    assert _bulk(profile, KeyKind(kind), [raw]) == [None]

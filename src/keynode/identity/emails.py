@@ -19,7 +19,7 @@ MAX_LENGTH = 254  # RFC 5321 path limit
 _LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
 _DOMAIN = re.compile(rf"(?:{_LABEL}\.)+[a-z](?:[a-z0-9-]{{0,61}}[a-z0-9])?")
 _ASCII_LOCAL = re.compile(r"[a-z0-9.!#$%&'*+/=?^_`{|}~-]+")
-_ASCII_EMAIL = re.compile(_ASCII_LOCAL.pattern + "@" + _DOMAIN.pattern)
+ASCII_EMAIL = re.compile(_ASCII_LOCAL.pattern + "@" + _DOMAIN.pattern)
 _GMAIL_DOMAINS = frozenset({"gmail.com", "googlemail.com"})
 
 
@@ -28,7 +28,7 @@ def normalise_email(raw: str, *, gmail_rules: bool) -> str:
     text = raw.strip()
     if text.isascii():
         text = text.lower()
-        if len(text) <= MAX_LENGTH and _ASCII_EMAIL.fullmatch(text):
+        if len(text) <= MAX_LENGTH and ASCII_EMAIL.fullmatch(text):
             return _provider_rules(text, gmail_rules)
     return _provider_rules(_normalise_slow(text), gmail_rules)
 

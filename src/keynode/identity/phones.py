@@ -85,7 +85,12 @@ class _Region:
         npfp = meta.national_prefix_for_parsing
         self.has_prefix = re.compile(npfp).match if npfp else None
         self.trunk = None if meta.national_prefix_transform_rule else _literal(npfp)
-        self.by_length = _validity_patterns(meta)
+        # Valid iff the general pattern and, for its length, one type pattern match in full.
+        self.general_pattern, self.type_patterns = _validity_patterns(meta)
+        self.by_length = {
+            length: re.compile(f"(?=(?:{self.general_pattern})\\Z)(?:{types})")
+            for length, types in self.type_patterns.items()
+        }
 
     def national(self, digits: str) -> str | None:
         """The valid national significant number in ``digits`` (trunk prefix stripped)."""
@@ -104,11 +109,15 @@ def _literal(pattern: str | None) -> str | None:
     return pattern if pattern and pattern.isdigit() else None
 
 
-def _validity_patterns(meta: PhoneMetadata) -> dict[int, re.Pattern[str]]:
-    """Per national-number length, a regex true exactly when phonenumbers calls it valid."""
+def _validity_patterns(meta: PhoneMetadata) -> tuple[str, dict[int, str]]:
+    """The general pattern, and per length the alternation of the number-type patterns.
+
+    phonenumbers calls a national number valid when the general description and any
+    one type description (with that length among its possible lengths) match in full.
+    """
     general = meta.general_desc
     if general is None or not general.national_number_pattern:
-        return {}
+        return "", {}
     patterns = {}
     for length in general.possible_length:
         alternatives = []
@@ -120,9 +129,8 @@ def _validity_patterns(meta: PhoneMetadata) -> dict[int, re.Pattern[str]]:
                 continue
             alternatives.append(f"(?:{desc.national_number_pattern})")
         if alternatives:
-            combined = f"(?=(?:{general.national_number_pattern})\\Z)(?:{'|'.join(alternatives)})"
-            patterns[length] = re.compile(combined)
-    return patterns
+            patterns[length] = "|".join(alternatives)
+    return general.national_number_pattern, patterns
 
 
 @cache
@@ -140,9 +148,9 @@ class PhoneNormaliser:
     def __init__(self, region: str) -> None:
         self.region = check_region(region)
         home = _Region(self.region)
-        self._home = home
+        self.home = home
         # National input is decided here only when it cannot be read as "CC without +".
-        self._national_ok = (
+        self.national_ok = (
             home.trunk is not None
             and not home.country_code.startswith(home.trunk)
             and _single_region(home.country_code) is not None
@@ -157,12 +165,12 @@ class PhoneNormaliser:
         if not raw.isascii():
             return None
         digits = raw.translate(_SEPARATORS)
-        home = self._home
+        home = self.home
         if digits.startswith("+"):
             return _international(digits[1:])
         if home.idd is not None and digits.startswith(home.idd):
             return _international(digits[len(home.idd) :])
-        if self._national_ok and digits.startswith(home.trunk or "+"):
+        if self.national_ok and digits.startswith(home.trunk or "+"):
             nsn = home.national(digits)
             return None if nsn is None else f"+{home.country_code}{nsn}"
         return None

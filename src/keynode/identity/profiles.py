@@ -42,7 +42,7 @@ class Profile:
     gmail_rules: bool = False
     casefold_ids: bool = True
     profile_id: str = dataclasses.field(init=False)
-    _phone: PhoneNormaliser = dataclasses.field(init=False, repr=False, compare=False)
+    phone_normaliser: PhoneNormaliser = dataclasses.field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not _NAME.fullmatch(self.name):
@@ -50,7 +50,7 @@ class Profile:
         object.__setattr__(self, "region", check_region(self.region))
         digest = hashlib.sha256(json.dumps(self.rules, sort_keys=True).encode()).hexdigest()
         object.__setattr__(self, "profile_id", f"{self.name}/{digest[:16]}")
-        object.__setattr__(self, "_phone", PhoneNormaliser(self.region))
+        object.__setattr__(self, "phone_normaliser", PhoneNormaliser(self.region))
 
     @property
     def rules(self) -> dict[str, Any]:
@@ -77,7 +77,7 @@ class Profile:
                 return prefix + normalise_email(raw, gmail_rules=gmail).encode()
 
         elif kind is KeyKind.PHONE:
-            phone = self._phone
+            phone = self.phone_normaliser
 
             def canonical(raw: str) -> bytes:
                 return prefix + phone(raw).encode()

@@ -10,22 +10,20 @@ from __future__ import annotations
 
 import dataclasses
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from itertools import compress
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
 
 from keynode.errors import InputError
+from keynode.identity.bulk import bulk_canonical
 from keynode.identity.kinds import InvalidIdentifier, KeyKind, parse_kind
 from keynode.identity.profiles import Profile
+from keynode.identity.reading import read_arrow
 
-CSV_SUFFIXES = (".csv", ".csv.gz", ".csv.bz2")
-PARQUET_SUFFIXES = (".parquet", ".pq")
-_DELIMITERS = (",", ";", "\t", "|")
 MISSING = "missing"
 
 
@@ -70,6 +68,16 @@ class NormalisedTable:
         }
 
 
+@dataclasses.dataclass
+class _Column:
+    """One identifier column, normalised: keys (None where unusable) and what went wrong."""
+
+    keys: list[bytes | None]
+    failures: dict[int, str]  # row index -> "kind:reason", invalid values only
+    missing: int
+    unsure: pa.Array  # true where the bulk path left the row to the per-value rules
+
+
 def read_table(
     path: str | Path,
     columns: Mapping[KeyKind | str, str],
@@ -88,133 +96,74 @@ def read_table(
     if not kinds:
         raise InputError("name at least one identifier column (email, phone or customer_id)")
     extras = list(dict.fromkeys(extra_columns))
-    table = _read_arrow(path, list(kinds.values()), extras, encoding)
-    keys, invalid, missing, reasons = _normalise_columns(table, kinds, profile)
-    records, row_numbers, rejected = _assemble(keys, reasons)
-    accepted = pa.array([n - 1 for n in row_numbers], type=pa.int64())
+    table = read_arrow(path, list(kinds.values()), extras, encoding)
+    normalised = {
+        kind: _normalise_column(table.column(name).combine_chunks(), profile, kind)
+        for kind, name in kinds.items()
+    }
+    records, row_numbers, rejected = _assemble(list(normalised.values()), table.num_rows)
+    accepted = pa.array(row_numbers, type=pa.int64())
     return NormalisedTable(
         path=path,
         profile_id=profile.profile_id,
         columns={kind.value: name for kind, name in kinds.items()},
         records=records,
         row_numbers=row_numbers,
-        extra={name: table.column(name).take(accepted).to_pylist() for name in extras},
+        extra={
+            name: table.column(name).take(pc.subtract(accepted, 1)).to_pylist() for name in extras
+        },
         total_rows=table.num_rows,
         rejected_rows=sum(rejected.values()),
         rejected_by_reason=dict(rejected),
-        invalid_keys_by_kind=invalid,
-        missing_keys_by_kind=missing,
+        invalid_keys_by_kind={k.value: len(c.failures) for k, c in normalised.items()},
+        missing_keys_by_kind={k.value: c.missing for k, c in normalised.items()},
     )
 
 
-def _read_arrow(path: Path, id_columns: list[str], extras: list[str], encoding: str) -> pa.Table:
-    """The wanted columns of ``path``, identifier columns as strings; errors as InputError."""
-    if not path.is_file():
-        raise InputError(f"no such file: {path}")
-    name = path.name.lower()
-    wanted = list(dict.fromkeys([*id_columns, *extras]))
-    try:
-        if name.endswith(PARQUET_SUFFIXES):
-            parquet = pq.ParquetFile(path)
-            _check_columns(path, wanted, parquet.schema_arrow.names)
-            table = parquet.read(columns=wanted)
-        elif name.endswith(CSV_SUFFIXES):
-            table = _read_csv(path, id_columns, wanted, encoding)
-        else:
-            known = ", ".join(CSV_SUFFIXES + PARQUET_SUFFIXES)
-            raise InputError(f"unsupported file type: {path} (expected one of {known})")
-        for column in id_columns:
-            index = table.schema.get_field_index(column)
-            if table.schema.field(index).type != pa.string():
-                table = table.set_column(index, column, pc.cast(table.column(index), pa.string()))
-    except (pa.ArrowException, OSError, UnicodeError) as exc:
-        hint = f" (is it {encoding}? pass the file's encoding)" if "UTF8" in str(exc) else ""
-        raise InputError(f"cannot read {path}: {exc}{hint}") from None
-    return table
-
-
-def _read_csv(path: Path, id_columns: list[str], wanted: list[str], encoding: str) -> pa.Table:
-    read = pacsv.ReadOptions(encoding=encoding)
-    parse = pacsv.ParseOptions(delimiter=_sniff_delimiter(path, encoding))
-    with pacsv.open_csv(path, read_options=read, parse_options=parse) as reader:
-        _check_columns(path, wanted, reader.schema.names)
-    convert = pacsv.ConvertOptions(
-        column_types=dict.fromkeys(id_columns, pa.string()), include_columns=wanted
-    )
-    return pacsv.read_csv(path, read_options=read, parse_options=parse, convert_options=convert)
-
-
-def _sniff_delimiter(path: Path, encoding: str) -> str:
-    """The delimiter of the header line: whichever of ``, ; TAB |`` occurs most (``,`` on ties)."""
-    with pa.input_stream(str(path), compression="detect") as stream:
-        head = stream.read(65536).decode(encoding, errors="replace")
-    header = head.splitlines()[0] if head else ""
-    return max(_DELIMITERS, key=header.count)
-
-
-def _check_columns(path: Path, wanted: list[str], available: list[str]) -> None:
-    absent = [name for name in wanted if name not in available]
-    if absent:
-        raise InputError(
-            f"{path}: no column {', '.join(map(repr, absent))}; "
-            f"available columns: {', '.join(map(repr, available))}"
-        )
-
-
-def _normalise_columns(
-    table: pa.Table, kinds: dict[KeyKind, str], profile: Profile
-) -> tuple[list[list[bytes | None]], dict[str, int], dict[str, int], list[dict[int, str]]]:
-    """Per column: canonical keys (None where unusable), counts, and per-row failure reasons."""
-    keys, reasons = [], []
-    invalid: dict[str, int] = {}
-    missing: dict[str, int] = {}
-    for kind, name in kinds.items():
-        column_keys, failures, absent = _normalise_values(
-            table.column(name).to_pylist(), profile.normaliser(kind), kind
-        )
-        keys.append(column_keys)
-        reasons.append(failures)
-        invalid[kind.value] = sum(1 for reason in failures.values() if reason != MISSING)
-        missing[kind.value] = absent
-    return keys, invalid, missing, reasons
-
-
-def _normalise_values(
-    values: list[str | None], normalise: Callable[[str], bytes], kind: KeyKind
-) -> tuple[list[bytes | None], dict[int, str], int]:
-    """Normalise one column; the hot loop, so it stays flat."""
-    out: list[bytes | None] = [None] * len(values)
+def _normalise_column(values: pa.Array, profile: Profile, kind: KeyKind) -> _Column:
+    """Normalise one column: in bulk where possible, the rest value by value."""
+    fast = bulk_canonical(profile, kind, values)
+    unsure = pc.is_null(fast)
+    blank = pc.fill_null(pc.equal(values, ""), True)  # empty or null: missing for sure
+    pending = pc.indices_nonzero(pc.and_(unsure, pc.invert(blank)))
+    keys: list[bytes | None] = fast.to_pylist()
+    normalise = profile.normaliser(kind)
     failures: dict[int, str] = {}
-    absent = 0
-    for index, raw in enumerate(values):
-        if not raw or raw.isspace():
-            failures[index] = MISSING
-            absent += 1
+    missing = pc.sum(blank).as_py() or 0
+    for index, raw in zip(pending.to_pylist(), values.take(pending).to_pylist(), strict=True):
+        if raw.isspace():
+            missing += 1
             continue
         try:
-            out[index] = normalise(raw)
+            keys[index] = normalise(raw)
         except InvalidIdentifier as exc:
             failures[index] = f"{kind.value}:{exc.reason}"
-    return out, failures, absent
+    return _Column(keys, failures, missing, unsure)
 
 
 def _assemble(
-    keys: list[list[bytes | None]], reasons: list[dict[int, str]]
+    columns: list[_Column], total: int
 ) -> tuple[list[tuple[bytes, ...]], list[int], Counter[str]]:
-    """Rows to records and rejected rows to reason counts.
+    """Rows to records (keys in column order) and rejected rows to reason counts.
 
     A record's keys are distinct without deduplication: each kind has one column and the
-    kind prefixes its canonical bytes.
+    kind prefixes its canonical bytes. Only rows some column was unsure about are looked
+    at one by one.
     """
-    records: list[tuple[bytes, ...]] = []
-    row_numbers: list[int] = []
+    records: list[tuple[bytes, ...]] = list(zip(*(c.keys for c in columns), strict=True))
+    unsure = columns[0].unsure
+    for column in columns[1:]:
+        unsure = pc.or_(unsure, column.unsure)
+    keep = bytearray(b"\x01") * total
     rejected: Counter[str] = Counter()
-    for index, row in enumerate(zip(*keys, strict=True)):
-        present = row if None not in row else tuple(key for key in row if key is not None)
+    for index in pc.indices_nonzero(unsure).to_pylist():
+        present = tuple(filter(None, records[index]))  # keys are never empty bytes
         if present:
-            records.append(present)
-            row_numbers.append(index + 1)
-        else:
-            row_reasons = [failures[index] for failures in reasons]
-            rejected[next((r for r in row_reasons if r != MISSING), MISSING)] += 1
-    return records, row_numbers, rejected
+            records[index] = present
+            continue
+        keep[index] = 0
+        reasons = (c.failures[index] for c in columns if index in c.failures)
+        rejected[next(reasons, MISSING)] += 1
+    if rejected:
+        records = list(compress(records, keep))
+    return records, list(compress(range(1, total + 1), keep)), rejected
