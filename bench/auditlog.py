@@ -15,7 +15,9 @@ Prints one JSON line. Method:
    random entries of the full tree, and of consistency proofs from random sizes;
 4. ``verify_s``: ``verify_log`` over the whole log from the SQLite store — signatures of
    every checkpoint, the root recomputed from every entry, canonical decoding and the
-   policy replay — exactly what ``keynode audit verify --db`` does.
+   policy replay — exactly what ``keynode audit verify --db`` does;
+5. ``verify_grpc_s``: the same through the AuditLog service on loopback (plaintext),
+   as ``keynode audit verify --server`` does: entries streamed in batches.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import grpc
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from keynode.auditlog import (
@@ -43,6 +46,7 @@ from keynode.auditlog import (
     records,
     verify_log,
 )
+from keynode.auditlog_service import AuditClient, serve_audit
 from keynode.policy import default_policy
 
 PARTNERS = 1000
@@ -176,6 +180,13 @@ def main() -> None:
         started = time.perf_counter()
         verdict = verify_log(log.store, verifier, {policy.hash: policy})
         verify_s = time.perf_counter() - started
+        server = serve_audit(log.store, "127.0.0.1:0", None)
+        address = f"127.0.0.1:{server.port}"
+        with grpc.insecure_channel(address) as channel:
+            started = time.perf_counter()
+            verify_log(AuditClient(channel, address), verifier, {policy.hash: policy})
+            verify_grpc_s = time.perf_counter() - started
+        server.stop(grace=None)
         log.close()
     print(
         json.dumps(
@@ -186,6 +197,7 @@ def main() -> None:
                 "bulk_appends_per_s": round(bulk),
                 **proof,
                 "verify_s": round(verify_s, 2),
+                "verify_grpc_s": round(verify_grpc_s, 2),
                 "checkpoints": verdict.checkpoints_checked,
                 "cpus": os.cpu_count(),
             }
