@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 
 import pyarrow.csv as pacsv
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from keynode.errors import InputError
 from keynode.identity import NormalisedTable, get_profile, read_table
-from keynode.synthetic import PARTNERS, DemoNetwork, PartyFile, generate_network
+from keynode.synthetic import PARTNERS, DemoNetwork, PartyFile, generate_network, people
 from keynode.synthetic.network import SEGMENTS
 
 MEMBERS = 6_000
@@ -108,3 +111,23 @@ def test_manifest_file(network: DemoNetwork) -> None:
 def test_member_count_is_bounded(tmp_path: Path, members: int) -> None:
     with pytest.raises(InputError, match="members must be between 1 and"):
         generate_network(tmp_path, members=members)
+
+
+@given(st.text("0123456789", min_size=1, max_size=14), st.data())
+def test_check_digit_catches_any_single_digit_typo(digits: str, data: st.DataObject) -> None:
+    typo = people.digit_typo(digits, random.Random(data.draw(st.integers())), 0)
+    assert people.check_digit(typo) != people.check_digit(digits)
+
+
+def test_near_miss_identifiers_are_nobody_s() -> None:
+    rng = random.Random(5)
+    for person in range(0, 50_000, 97):
+        phone, loyalty_id = people.mobile_of(person), people.loyalty_id_of(person)
+        typo_phone = people.digit_typo(phone, rng, 3)
+        typo_id = people.digit_typo(loyalty_id, rng, 2)
+        # Every identifier carries a check digit; a single typo breaks it.
+        assert people.check_digit(phone[:-1]) == phone[-1]
+        assert people.check_digit(loyalty_id[2:-1]) == loyalty_id[-1]
+        assert people.check_digit(typo_phone[:-1]) != typo_phone[-1]
+        assert people.check_digit(typo_id[2:-1]) != typo_id[-1]
+        assert people.email_typo(people.email_of(person), rng) != people.email_of(person)
