@@ -79,6 +79,11 @@ class EncryptionPool:
             if len(seen) >= self.workers:
                 break
 
+    @property
+    def public_key(self) -> PaillierPublicKey:
+        """The key this pool encrypts under."""
+        return self._encryptor.public_key
+
     def __enter__(self) -> EncryptionPool:
         return self
 
