@@ -137,3 +137,25 @@ def test_origin_must_match_the_key_and_readers_cannot_append(tmp_path: Path) -> 
     with pytest.raises(InputError):
         LogStore(db).append([b"x"], make_signer().sign)
     db.close()
+
+
+def test_opening_databases_fails_clearly(tmp_path: Path) -> None:
+    from keynode.errors import Unavailable
+
+    with pytest.raises(InputError):
+        open_database(str(tmp_path / "no-such-dir" / "log.db"))
+    with pytest.raises(InputError):
+        open_database("")
+    with pytest.raises(Unavailable):
+        open_database("postgresql://nobody:wrong@127.0.0.1:1/none?connect_timeout=2")
+
+
+def test_failed_transactions_roll_back(target: str) -> None:
+    db = open_database(target)
+    db.create_schema(["CREATE TABLE IF NOT EXISTS t (k INTEGER PRIMARY KEY)"])
+    with pytest.raises(RuntimeError), db.transaction(write=True) as tx:
+        tx.execute("INSERT INTO t (k) VALUES (?)", (1,))
+        raise RuntimeError("abort")
+    with db.transaction() as tx:
+        assert tx.all("SELECT k FROM t") == []
+    db.close()
