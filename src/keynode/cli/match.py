@@ -9,11 +9,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+from keynode import pki
 from keynode.cli.options import add_identity_options, add_workers_option, load_table
+from keynode.cli.remote import add_connection_options, channel_from
+from keynode.client.broker import PartnerBrokerClient
 from keynode.client.matching import MatchingClient
 from keynode.crypto.batch import GroupPool
+from keynode.errors import InputError
+from keynode.matching.service import OPERATIONS
 from keynode.protocols.psi import Variant
-from keynode.transport.tls import open_channel
 
 
 def register(commands: Any) -> None:
@@ -32,10 +36,10 @@ def register(commands: Any) -> None:
         ),
     )
     parser.add_argument("input", type=Path, help="your customers (CSV or Parquet)")
-    parser.add_argument("--partner", required=True, help="your partner name in the network")
     parser.add_argument(
-        "--server", default="127.0.0.1:50051", help="the key node's address (default: %(default)s)"
+        "--partner", help="your partner name (default: the one in your certificate)"
     )
+    add_connection_options(parser, certs_required=False)
     add_identity_options(parser)
     parser.add_argument(
         "--membership",
@@ -52,22 +56,40 @@ def register(commands: Any) -> None:
     parser.set_defaults(run=run)
 
 
+def _partner_name(args: argparse.Namespace) -> str:
+    if args.certs:
+        identity = pki.parse_identity(pki.read_certificate(args.certs / "tls.crt"))
+        if args.partner and args.partner != identity.party:
+            raise InputError(f"your certificate is for {identity.party!r}, not {args.partner!r}")
+        return identity.party
+    if not args.partner:
+        raise InputError("name yourself with --partner (or give --certs)")
+    return str(args.partner)
+
+
 def run(args: argparse.Namespace) -> int:
+    partner = _partner_name(args)
     profile, table = load_table(args.input, args)
     variant = Variant.MEMBERSHIP if args.membership else Variant.CARDINALITY
     started = time.perf_counter()
-    with GroupPool(args.workers) as pool, open_channel(args.server, None) as channel:
+    with GroupPool(args.workers) as pool, channel_from(args) as channel:
+        grant = b""
+        if args.certs:  # the broker decides whether this partner may run this variant now
+            operation = OPERATIONS[variant]
+            broker = PartnerBrokerClient(channel, target=args.server)
+            grant = broker.grant(operation, set_size=len(table.records)).token
         client = MatchingClient(channel, target=args.server)
         result = client.match(
-            args.partner,
+            partner,
             table.records,
             profile.profile_id,
             variant,
             pool,
+            grant=grant,
             show_progress=not args.no_progress and sys.stderr.isatty(),
         )
     report: dict[str, object] = {
-        "partner": args.partner,
+        "partner": partner,
         "variant": variant.value,
         "profile": profile.profile_id,
         "input": table.summary(),
@@ -81,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
     if args.output:
         args.output.write_text(text + "\n")
         print(
-            f"{args.partner}: {result.overlap} of {len(table.records)} records shared; "
+            f"{partner}: {result.overlap} of {len(table.records)} records shared; "
             f"wrote {args.output}",
             file=sys.stderr,
         )
