@@ -19,10 +19,12 @@ from keynode.protocols.aggregate import (
     AggregatePolicy,
     Aggregator,
     AggregatorRequest,
-    HolderUpload,
+    HolderHeader,
+    RecordChunk,
     SegmentAggregate,
     ValueHolder,
     make_layout,
+    run_in_process,
     sensitivities,
 )
 
@@ -86,6 +88,7 @@ def run(
     aggregator = Aggregator(
         [ident(i) for i in ids],
         pool,
+        pol,
         segments=[segment_of[i] for i in ids] if segment_of is not None else None,
         catalogue=[0, 1, 2] if segment_of is not None else None,
         rng=rng,
@@ -93,8 +96,7 @@ def run(
     holder = ValueHolder(
         [[ident(i) for i in r] for r in records], values, BITS, key, pool, epsilon=pol.epsilon
     )
-    response, budget = aggregator.aggregate(holder.respond(aggregator.request()), pol, budget)
-    return holder.result(response), budget
+    return run_in_process(aggregator, holder, budget=budget, max_records=5)
 
 
 records_st = st.lists(
@@ -176,20 +178,23 @@ def test_results_are_rerandomised_and_labels_unlinkable(
     key: PaillierPrivateKey, pool: GroupPool
 ) -> None:
     ids = list(range(8))
-    aggregator = Aggregator([ident(i) for i in ids], pool, segments=[i % 2 for i in ids])
+    aggregator = Aggregator([ident(i) for i in ids], pool, policy(1), segments=[i % 2 for i in ids])
     holder = ValueHolder([[ident(i)] for i in ids], [[i, 0] for i in ids], BITS, key, pool)
     request = aggregator.request()
-    upload = holder.respond(request)
-    assert request.labels is not None and upload.reblinded_labels is not None
+    header = holder.respond(request)
+    assert request.labels is not None and header.reblinded_labels is not None
     sent = {request.labels[i : i + 64] for i in range(0, len(request.labels), 64)}
-    back = {upload.reblinded_labels[i : i + 64] for i in range(0, len(upload.reblinded_labels), 64)}
+    back = {header.reblinded_labels[i : i + 64] for i in range(0, len(header.reblinded_labels), 64)}
     assert len(back) == 8 and not sent & back  # nothing to link returned labels by
-    response, _ = aggregator.aggregate(upload, policy(1))
+    aggregator.accept_header(header)
+    (chunk,) = holder.record_chunks(100)
+    aggregator.add_records(chunk)
+    response, _ = aggregator.finish()
     # The plain product of each segment's ciphertexts is not what comes back.
     pk, size = key.public_key, key.public_key.ciphertext_bytes
     product = {0: 1, 1: 1}
-    for i in range(0, len(upload.ciphertexts), size):
-        c = pk.ciphertext_from_bytes(upload.ciphertexts[i : i + size])
+    for i in range(0, len(chunk.ciphertexts), size):
+        c = pk.ciphertext_from_bytes(chunk.ciphertexts[i : i + size])
         record = holder_layout_value(key, c)
         product[record % 2] = product[record % 2] * c % pk.nsquare
     for segment, data in response.released:
@@ -203,41 +208,73 @@ def holder_layout_value(key: PaillierPrivateKey, c: int) -> int:
     return make_layout(BITS, 8, None).unpack(key.decrypt(c))[0]
 
 
-def _good(key: PaillierPrivateKey, pool: GroupPool) -> tuple[Aggregator, HolderUpload]:
-    aggregator = Aggregator([ident(i) for i in range(4)], pool)
+def _started(
+    key: PaillierPrivateKey, pool: GroupPool, pol: AggregatePolicy | None = None
+) -> tuple[Aggregator, ValueHolder, HolderHeader]:
+    aggregator = Aggregator([ident(i) for i in range(4)], pool, pol or policy(1))
     holder = ValueHolder([[ident(i)] for i in range(4)], [[1, 1]] * 4, BITS, key, pool)
-    return aggregator, holder.respond(aggregator.request())
+    return aggregator, holder, holder.respond(aggregator.request())
 
 
 @pytest.mark.parametrize(
     "tamper",
     [
-        {"ciphertexts": b"\x00" * 10},
         {"reblinded": b""},
         {"width": 0},
+        {"record_count": -1},
         {"column_bits": (2000, 2000)},
         {"public_key": b"\x01" * 64},
     ],
-    ids=["ciphertext length", "missing elements", "width", "layout too wide", "bad key"],
+    ids=["missing elements", "width", "record count", "layout too wide", "bad key"],
 )
-def test_malformed_uploads_are_refused(
+def test_malformed_headers_are_refused(
     key: PaillierPrivateKey, pool: GroupPool, tamper: dict[str, object]
 ) -> None:
-    aggregator, upload = _good(key, pool)
-    fields = {**upload.__dict__, **tamper}
+    aggregator, _, header = _started(key, pool)
+    fields = {**header.__dict__, **tamper}
     with pytest.raises(ProtocolError):
-        aggregator.aggregate(HolderUpload(**fields), policy(1))  # type: ignore[arg-type]
+        aggregator.accept_header(HolderHeader(**fields))  # type: ignore[arg-type]
+
+
+def test_malformed_or_incomplete_record_streams_are_refused(
+    key: PaillierPrivateKey, pool: GroupPool
+) -> None:
+    aggregator, holder, header = _started(key, pool)
+    with pytest.raises(ProtocolError):
+        aggregator.add_records(RecordChunk(b"", b""))  # before the header
+    aggregator.accept_header(header)
+    chunks = list(holder.record_chunks(2))
+    with pytest.raises(ProtocolError):
+        aggregator.add_records(RecordChunk(chunks[0].elements, chunks[0].ciphertexts[:-1]))
+    aggregator.add_records(chunks[0])
+    with pytest.raises(ProtocolError):
+        aggregator.finish()  # half the declared records
+    aggregator.add_records(chunks[1])
+    with pytest.raises(ProtocolError):
+        aggregator.add_records(chunks[1])  # more than declared
+
+
+def test_invalid_ciphertexts_of_matched_records_are_refused(
+    key: PaillierPrivateKey, pool: GroupPool
+) -> None:
+    aggregator, holder, header = _started(key, pool)
+    aggregator.accept_header(header)
+    (whole,) = holder.record_chunks(4)
+    with pytest.raises(ProtocolError):
+        aggregator.add_records(RecordChunk(whole.elements, bytes(len(whole.ciphertexts))))
 
 
 def test_foreign_key_ciphertexts_are_refused_by_the_holder(
     key: PaillierPrivateKey, pool: GroupPool
 ) -> None:
     other = generate_keypair(512, rng=random.Random(22), allow_weak=True)[1]
-    aggregator = Aggregator([ident(i) for i in range(4)], pool)
+    aggregator = Aggregator([ident(i) for i in range(4)], pool, policy(1))
     mine = ValueHolder([[ident(i)] for i in range(4)], [[1, 1]] * 4, BITS, key, pool)
     theirs = ValueHolder([[ident(i)] for i in range(4)], [[1, 1]] * 4, BITS, other, pool)
-    upload = theirs.respond(aggregator.request())
-    response, _ = aggregator.aggregate(upload, policy(1))
+    aggregator.accept_header(theirs.respond(aggregator.request()))
+    for chunk in theirs.record_chunks(10):
+        aggregator.add_records(chunk)
+    response, _ = aggregator.finish()
     with pytest.raises(ProtocolError):
         mine.result(response)
 
@@ -251,9 +288,9 @@ def test_holder_refuses_a_request_with_labels_but_no_key(
 
 
 def test_too_many_records_hit_the_cap(key: PaillierPrivateKey, pool: GroupPool) -> None:
-    aggregator, upload = _good(key, pool)
+    aggregator, _, header = _started(key, pool, AggregatePolicy(1, min_key_bits=512, max_records=3))
     with pytest.raises(LimitExceeded):
-        aggregator.aggregate(upload, AggregatePolicy(k=1, min_key_bits=512, max_records=3))
+        aggregator.accept_header(header)
 
 
 def test_both_sides_derive_the_same_layout() -> None:

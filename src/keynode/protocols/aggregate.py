@@ -8,16 +8,21 @@ ristretto255 scalars ``a`` (aggregator) and ``b`` (holder):
 1. :meth:`Aggregator.request`: the aggregator sends ``a·H(u)`` for its identifiers,
    shuffled, each with its segment label ElGamal-encrypted under a key only the
    aggregator holds (per-segment runs only);
-2. :meth:`ValueHolder.respond`: the holder returns those elements as ``b·a·H(u)`` with the
-   labels re-randomised, all shuffled again; and sends its own records as ``b·H(w)``
-   (padded to a fixed width with random elements), each with a Paillier encryption of
-   its packed value columns plus a count column, shuffled;
-3. :meth:`Aggregator.aggregate`: the aggregator computes ``a·b·H(w)``, matches, decrypts
-   the labels of matched elements, sums the ciphertexts per segment, drops every segment
-   with fewer than ``k`` shared records, charges the ``epsilon`` budget and adds discrete
-   Laplace noise under encryption (if the policy asks), re-randomises, and returns one
-   ciphertext per released segment;
+2. :meth:`ValueHolder.respond` / :meth:`Aggregator.accept_header`: the holder returns
+   those elements as ``b·a·H(u)`` with the labels re-randomised, all shuffled again, with
+   its public key, column widths and record count;
+3. :meth:`ValueHolder.record_chunks` / :meth:`Aggregator.add_records`: the holder sends
+   its records, shuffled, in bounded chunks: ``b·H(w)`` per identifier (padded to a fixed
+   width with random elements) and a Paillier encryption of the packed value columns
+   plus a count column. The aggregator computes ``a·b·H(w)``, matches, and folds each
+   matched ciphertext into its segment's running sum (memory does not grow with the
+   holder's record count);
+   :meth:`Aggregator.finish`: drops every segment with fewer than ``k`` shared records,
+   charges the ``epsilon`` budget and adds discrete Laplace noise under encryption (if
+   the policy asks), re-randomises, and returns one ciphertext per released segment;
 4. :meth:`ValueHolder.result`: the holder decrypts and unpacks.
+
+:func:`run_in_process` runs both sides in one process, in message order.
 
 A record matching identifiers of several segments counts once, in the lowest segment.
 
@@ -41,7 +46,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -58,7 +63,6 @@ from keynode.crypto.paillier import (
     PaillierPublicKey,
     add_plain,
     rerandomize,
-    sum_ciphertexts,
 )
 from keynode.crypto.paillier_packing import PackingLayout
 from keynode.crypto.paillier_pool import EncryptionPool
@@ -157,21 +161,29 @@ class AggregatorRequest:
 
 
 @dataclass(frozen=True)
-class HolderUpload:
-    """Step 2: the holder's key, columns, records and the aggregator's elements re-blinded."""
+class HolderHeader:
+    """Step 2: the holder's key, column widths and record count, and the aggregator's
+    elements re-blinded (labels re-randomised), shuffled."""
 
     public_key: bytes
     column_bits: tuple[int, ...]
     width: int
-    elements: bytes
-    ciphertexts: bytes
+    record_count: int
     reblinded: bytes
     reblinded_labels: bytes | None
 
 
 @dataclass(frozen=True)
+class RecordChunk:
+    """Step 3: whole records: ``width`` blinded elements and one ciphertext each."""
+
+    elements: bytes
+    ciphertexts: bytes
+
+
+@dataclass(frozen=True)
 class AggregateResponse:
-    """Step 3: one ciphertext per released segment, and the suppressed segments."""
+    """Step 3 (end): one ciphertext per released segment, and the suppressed segments."""
 
     released: tuple[tuple[int, bytes], ...]
     suppressed: tuple[int, ...]
@@ -208,6 +220,26 @@ class AggregatePolicy:
 # -- the aggregator ---------------------------------------------------------------------
 
 
+class _Accepted:
+    """The aggregator's state once the header is in: segment map, running sums, counts."""
+
+    def __init__(
+        self,
+        header: HolderHeader,
+        public_key: PaillierPublicKey,
+        layout: PackingLayout,
+        segment_of: dict[bytes, int],
+        catalogue: Sequence[int],
+    ) -> None:
+        self.header = header
+        self.public_key = public_key
+        self.layout = layout
+        self.segment_of = segment_of
+        self.sums = dict.fromkeys(catalogue, 1)  # 1 is an encryption of 0
+        self.counts = dict.fromkeys(catalogue, 0)
+        self.received = 0
+
+
 class Aggregator:
     """The side that knows the overlap (and segments) and sums the holder's ciphertexts.
 
@@ -220,6 +252,7 @@ class Aggregator:
         self,
         keys: Sequence[bytes],
         pool: GroupPool,
+        policy: AggregatePolicy,
         *,
         segments: Sequence[int] | None = None,
         catalogue: Sequence[int] | None = None,
@@ -233,11 +266,13 @@ class Aggregator:
         self.catalogue = tuple(sorted(set(catalogue))) if catalogue is not None else tuple(present)
         if not set(present) <= set(self.catalogue):
             raise InputError("a segment is missing from the catalogue")
+        self.policy = policy
         self._pool = pool
         self._rng = rng or random.SystemRandom()
         self._scalar = r255.random_scalar()
         self._labels = _LabelKey(self.catalogue) if self._segments is not None else None
-        self._sent = 0
+        self._sent: int | None = None
+        self._state: _Accepted | None = None
 
     def request(self) -> AggregatorRequest:
         """Step 1: blinded identifiers (with encrypted segment labels), shuffled."""
@@ -250,88 +285,93 @@ class Aggregator:
         labels = b"".join(self._labels.encrypt(self._segments[i]) for i in order)
         return AggregatorRequest(blinded, labels, self._labels.public)
 
-    def _segment_map(self, upload: HolderUpload) -> dict[bytes, int]:
-        doubled = upload.reblinded
-        if len(doubled) != self._sent * _E:
+    def accept_header(self, header: HolderHeader) -> None:
+        """Step 2: check the holder's key, layout and sizes; learn the segment map."""
+        if self._sent is None or self._state is not None:
+            raise ProtocolError("unexpected header")
+        policy = self.policy
+        pk = PaillierPublicKey.from_bytes(header.public_key, min_bits=policy.min_key_bits)
+        if not 1 <= header.width <= policy.max_width or header.record_count < 0:
+            raise ProtocolError("invalid record shape")
+        if header.record_count > policy.max_records:
+            raise LimitExceeded(f"{header.record_count} records exceed {policy.max_records}")
+        try:
+            layout = make_layout(header.column_bits, header.record_count, policy.epsilon)
+            layout.check_capacity(pk)
+        except InputError:
+            raise ProtocolError("invalid column layout") from None
+        self._state = _Accepted(header, pk, layout, self._segment_map(header), self.catalogue)
+
+    def _segment_map(self, header: HolderHeader) -> dict[bytes, int]:
+        doubled, sent = header.reblinded, self._sent or 0
+        if len(doubled) != sent * _E:
             raise ProtocolError("the holder returned the wrong number of elements")
         elements = [doubled[i : i + _E] for i in range(0, len(doubled), _E)]
         if self._labels is None:
             return dict.fromkeys(elements, 0)
-        labels = upload.reblinded_labels
-        if labels is None or len(labels) != self._sent * _LABEL:
+        labels = header.reblinded_labels
+        if labels is None or len(labels) != sent * _LABEL:
             raise ProtocolError("the holder returned the wrong number of labels")
         return {
             e: self._labels.decrypt(labels[j * _LABEL : (j + 1) * _LABEL])
             for j, e in enumerate(elements)
         }
 
-    def aggregate(
-        self,
-        upload: HolderUpload,
-        policy: AggregatePolicy,
-        budget: EpsilonBudget | None = None,
-    ) -> tuple[AggregateResponse, EpsilonBudget | None]:
-        """Step 3: per-segment sums over the overlap, thresholded, noised, re-randomised.
+    def add_records(self, chunk: RecordChunk) -> None:
+        """Step 3: match one chunk and fold its matched ciphertexts into the running sums."""
+        state = self._state
+        if state is None:
+            raise ProtocolError("records before the header")
+        step, size = state.header.width * _E, state.public_key.ciphertext_bytes
+        count = len(chunk.elements) // step
+        if len(chunk.elements) % step or len(chunk.ciphertexts) != count * size:
+            raise ProtocolError("a chunk must hold whole records with one ciphertext each")
+        if state.received + count > state.header.record_count:
+            raise ProtocolError("more records than declared")
+        state.received += count
+        ours = self._pool.mult(self._scalar, chunk.elements)
+        segment_of, pk = state.segment_of, state.public_key
+        for j in range(count):
+            found = [
+                segment_of[e]
+                for p in range(j * step, (j + 1) * step, _E)
+                if (e := ours[p : p + _E]) in segment_of
+            ]
+            if found:
+                segment = min(found)
+                c = pk.ciphertext_from_bytes(chunk.ciphertexts[j * size : (j + 1) * size])
+                state.sums[segment] = state.sums[segment] * c % pk.nsquare
+                state.counts[segment] += 1
 
-        Returns the response and the budget after this query (charged before anything is
-        computed from the holder's data; unchanged without noise).
+    def finish(
+        self, budget: EpsilonBudget | None = None
+    ) -> tuple[AggregateResponse, EpsilonBudget | None]:
+        """Threshold, charge the budget, add noise, re-randomise, release.
+
+        Returns the response and the partner's budget after this query (unchanged
+        without noise); nothing is released when the budget refuses.
         """
-        pk = PaillierPublicKey.from_bytes(upload.public_key, min_bits=policy.min_key_bits)
-        records, layout = _check_upload(upload, pk, policy)
+        state, policy = self._state, self.policy
+        if state is None or state.received != state.header.record_count:
+            raise ProtocolError("the record upload is incomplete")
         if policy.epsilon is not None:
             if budget is None:
                 raise InputError("a noisy query needs the partner's budget")
             budget = budget.charge(policy.epsilon)
-        segment_of = self._segment_map(upload)
-        ours = self._pool.mult(self._scalar, upload.elements)
-        step = upload.width * _E
-        members: dict[int, list[int]] = {s: [] for s in self.catalogue}
-        for j in range(records):
-            found = [
-                segment_of[ours[p : p + _E]]
-                for p in range(j * step, (j + 1) * step, _E)
-                if ours[p : p + _E] in segment_of
-            ]
-            if found:
-                members[min(found)].append(j)
-        size = pk.ciphertext_bytes
+        pk, layout = state.public_key, state.layout
         released, suppressed = [], []
-        for segment, rows in members.items():
-            if len(rows) < policy.k:
+        for segment in self.catalogue:
+            if state.counts[segment] < policy.k:
                 suppressed.append(segment)
                 continue
-            layout.check_summands(len(rows))
-            cts = (
-                pk.ciphertext_from_bytes(upload.ciphertexts[j * size : (j + 1) * size])
-                for j in rows
-            )
-            total = sum_ciphertexts(pk, cts)
+            layout.check_summands(state.counts[segment])
+            total = state.sums[segment]
             if policy.epsilon is not None:
                 noise = laplace_noise(policy.epsilon, sensitivities(layout.column_bits), self._rng)
                 total = add_plain(pk, total, layout.noise_plaintext(noise))
-            released.append(
-                (segment, pk.ciphertext_to_bytes(rerandomize(pk, total, rng=self._rng)))
-            )
+            fresh = rerandomize(pk, total, rng=self._rng)
+            released.append((segment, pk.ciphertext_to_bytes(fresh)))
         return AggregateResponse(tuple(released), tuple(suppressed)), budget
-
-
-def _check_upload(
-    upload: HolderUpload, pk: PaillierPublicKey, policy: AggregatePolicy
-) -> tuple[int, PackingLayout]:
-    """Sizes and layout of a holder's upload; anything inconsistent is a ProtocolError."""
-    if not 1 <= upload.width <= policy.max_width or len(upload.elements) % (upload.width * _E):
-        raise ProtocolError("invalid record width")
-    records = len(upload.elements) // (upload.width * _E)
-    if records > policy.max_records:
-        raise LimitExceeded(f"{records} records exceed the cap of {policy.max_records}")
-    if len(upload.ciphertexts) != records * pk.ciphertext_bytes:
-        raise ProtocolError("one ciphertext per record is needed")
-    try:
-        layout = make_layout(upload.column_bits, records, policy.epsilon)
-        layout.check_capacity(pk)
-    except InputError:
-        raise ProtocolError("invalid column layout") from None
-    return records, layout
 
 
 # -- the value holder ---------------------------------------------------------------------
@@ -372,15 +412,14 @@ class ValueHolder:
         self._scalar = r255.random_scalar()
         self.width = max((len(r) for r in records), default=1)
 
-    def respond(self, request: AggregatorRequest) -> HolderUpload:
-        """Step 2: re-blind and shuffle the aggregator's elements; blind and encrypt ours."""
+    def respond(self, request: AggregatorRequest) -> HolderHeader:
+        """Step 2: re-blind, re-randomise and shuffle the aggregator's elements."""
         if len(request.elements) % _E:
             raise ProtocolError("element data is not a whole number of 32-byte elements")
         n = len(request.elements) // _E
         reblinded = self._pool.mult(self._scalar, request.elements)
         order = list(range(n))
         self._rng.shuffle(order)
-        shuffled = b"".join(reblinded[i * _E : (i + 1) * _E] for i in order)
         labels = None
         if request.labels is not None or request.label_key is not None:
             if request.labels is None or request.label_key is None:
@@ -389,21 +428,30 @@ class ValueHolder:
                 raise ProtocolError("one label per element is needed")
             fresh = _rerandomize_labels(request.label_key, request.labels)
             labels = b"".join(fresh[i] for i in order)
-        rows = list(range(len(self._records)))
-        self._rng.shuffle(rows)
-        flat = [key for i in rows for key in self._records[i]]
-        blinded = self._pool.blind(flat, AGGREGATE_DST, self._scalar)
-        ciphertexts = self._encryption.encrypt([self._packed[i] for i in rows])
-        pk = self._key.public_key
-        return HolderUpload(
-            public_key=pk.to_bytes(),
+        return HolderHeader(
+            public_key=self._key.public_key.to_bytes(),
             column_bits=self._column_bits,
             width=self.width,
-            elements=self._pad([self._records[i] for i in rows], blinded),
-            ciphertexts=b"".join(pk.ciphertext_to_bytes(c) for c in ciphertexts),
-            reblinded=shuffled,
+            record_count=len(self._records),
+            reblinded=b"".join(reblinded[i * _E : (i + 1) * _E] for i in order),
             reblinded_labels=labels,
         )
+
+    def record_chunks(self, max_records: int) -> Iterator[RecordChunk]:
+        """Step 3: our records, shuffled, blinded, padded and encrypted, chunk by chunk."""
+        rows = list(range(len(self._records)))
+        self._rng.shuffle(rows)
+        pk, per_chunk = self._key.public_key, max(1, max_records)
+        for start in range(0, len(rows), per_chunk):
+            part = rows[start : start + per_chunk]
+            blinded = self._pool.blind(
+                [key for i in part for key in self._records[i]], AGGREGATE_DST, self._scalar
+            )
+            ciphertexts = self._encryption.encrypt([self._packed[i] for i in part])
+            yield RecordChunk(
+                elements=self._pad([self._records[i] for i in part], blinded),
+                ciphertexts=b"".join(pk.ciphertext_to_bytes(c) for c in ciphertexts),
+            )
 
     def _pad(self, records: Sequence[Sequence[bytes]], blinded: bytes) -> bytes:
         """Pad every record to :attr:`width` elements with random ones (they match nothing)."""
@@ -424,3 +472,18 @@ class ValueHolder:
             *sums, count = self._layout.unpack(self._key.decrypt(pk.ciphertext_from_bytes(data)))
             out.append(SegmentAggregate(segment, tuple(sums), count))
         return tuple(sorted(out, key=lambda a: a.segment))
+
+
+def run_in_process(
+    aggregator: Aggregator,
+    holder: ValueHolder,
+    *,
+    budget: EpsilonBudget | None = None,
+    max_records: int = 4096,
+) -> tuple[tuple[SegmentAggregate, ...], EpsilonBudget | None]:
+    """Both sides in one process, in the order a transport would carry the messages."""
+    aggregator.accept_header(holder.respond(aggregator.request()))
+    for chunk in holder.record_chunks(max_records):
+        aggregator.add_records(chunk)
+    response, budget = aggregator.finish(budget)
+    return holder.result(response), budget
