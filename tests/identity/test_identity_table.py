@@ -134,3 +134,16 @@ def test_corrupt_parquet(tmp_path: Path) -> None:
     path.write_bytes(b"not parquet at all")
     with pytest.raises(InputError, match=r"cannot read .*bad\.parquet"):
         read_table(path, {"email": "email"}, PROFILE)
+
+
+def test_header_only(tmp_path: Path) -> None:
+    table = read_table(_csv(tmp_path / "c.csv", rows=[]), COLUMNS, PROFILE, ["spend"])
+    assert (table.records, table.total_rows, table.rejected_rows) == ([], 0, 0)
+    assert table.extra == {"spend": []}
+
+
+def test_empty_file(tmp_path: Path) -> None:
+    path = tmp_path / "empty.csv"
+    path.write_bytes(b"")
+    with pytest.raises(InputError, match=r"cannot read .*empty\.csv"):
+        read_table(path, COLUMNS, PROFILE)

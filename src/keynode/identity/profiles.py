@@ -34,7 +34,8 @@ class Profile:
 
     ``region`` is the ISO 3166 region whose national phone numbers are read without a
     country code; ``gmail_rules`` folds Gmail dots/``+tags``/googlemail; ``casefold_ids``
-    makes customer ids case-insensitive.
+    makes customer ids case-insensitive. ``profile_id`` and ``phone_normaliser`` are
+    derived from these on construction.
     """
 
     name: str
