@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17keynode/v1/hashed.proto\x12\nkeynode.v1\"\x83\x01\n\x16OpenHashedMatchRequest\x12\r\n\x05grant\x18\x01 \x01(\x0c\x12\x1a\n\x12partner_public_key\x18\x02 \x01(\x0c\x12\x14\n\x0crecord_count\x18\x03 \x01(\x04\x12\x14\n\x0crecord_width\x18\x04 \x01(\r\x12\x12\n\nprofile_id\x18\x05 \x01(\t\"H\n\x17OpenHashedMatchResponse\x12\x10\n\x08match_id\x18\x01 \x01(\t\x12\x1b\n\x13key_node_public_key\x18\x02 \x01(\x0c\"\"\n\x0eHashedMatchRef\x12\x10\n\x08match_id\x18\x01 \x01(\t\"S\n\x12PendingHashedMatch\x12\x10\n\x08match_id\x18\x01 \x01(\t\x12\x0f\n\x07partner\x18\x02 \x01(\t\x12\x1a\n\x12partner_public_key\x18\x03 \x01(\x0c\"8\n\x19WatchHashedMatchesRequest\x12\x1b\n\x13key_node_public_key\x18\x01 \x01(\x0c\"@\n\tHashChunk\x12\x10\n\x08match_id\x18\x01 \x01(\t\x12\x10\n\x08sequence\x18\x02 \x01(\x04\x12\x0f\n\x07\x64igests\x18\x03 \x01(\x0c\"(\n\x14UploadHashesResponse\x12\x10\n\x08received\x18\x01 \x01(\x04\"M\n\x11HashedMatchResult\x12\x0f\n\x07overlap\x18\x01 \x01(\x04\x12\x16\n\x0eshared_records\x18\x02 \x03(\x04\x12\x0f\n\x07pending\x18\x03 \x01(\x08\x32\xe8\x02\n\rHashedOverlap\x12Z\n\x0fOpenHashedMatch\x12\".keynode.v1.OpenHashedMatchRequest\x1a#.keynode.v1.OpenHashedMatchResponse\x12I\n\x0cUploadHashes\x12\x15.keynode.v1.HashChunk\x1a .keynode.v1.UploadHashesResponse(\x01\x12Q\n\x14GetHashedMatchResult\x12\x1a.keynode.v1.HashedMatchRef\x1a\x1d.keynode.v1.HashedMatchResult\x12]\n\x12WatchHashedMatches\x12%.keynode.v1.WatchHashedMatchesRequest\x1a\x1e.keynode.v1.PendingHashedMatch0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17keynode/v1/hashed.proto\x12\nkeynode.v1\"\x97\x01\n\x16OpenHashedMatchRequest\x12\r\n\x05grant\x18\x01 \x01(\x0c\x12\x1a\n\x12partner_public_key\x18\x02 \x01(\x0c\x12\x14\n\x0crecord_count\x18\x03 \x01(\x04\x12\x14\n\x0crecord_width\x18\x04 \x01(\r\x12\x12\n\nprofile_id\x18\x05 \x01(\t\x12\x12\n\nmembership\x18\x06 \x01(\x08\"H\n\x17OpenHashedMatchResponse\x12\x10\n\x08match_id\x18\x01 \x01(\t\x12\x1b\n\x13key_node_public_key\x18\x02 \x01(\x0c\"\"\n\x0eHashedMatchRef\x12\x10\n\x08match_id\x18\x01 \x01(\t\"S\n\x12PendingHashedMatch\x12\x10\n\x08match_id\x18\x01 \x01(\t\x12\x0f\n\x07partner\x18\x02 \x01(\t\x12\x1a\n\x12partner_public_key\x18\x03 \x01(\x0c\"8\n\x19WatchHashedMatchesRequest\x12\x1b\n\x13key_node_public_key\x18\x01 \x01(\x0c\"@\n\tHashChunk\x12\x10\n\x08match_id\x18\x01 \x01(\t\x12\x10\n\x08sequence\x18\x02 \x01(\x04\x12\x0f\n\x07\x64igests\x18\x03 \x01(\x0c\"(\n\x14UploadHashesResponse\x12\x10\n\x08received\x18\x01 \x01(\x04\"M\n\x11HashedMatchResult\x12\x0f\n\x07overlap\x18\x01 \x01(\x04\x12\x16\n\x0eshared_records\x18\x02 \x03(\x04\x12\x0f\n\x07pending\x18\x03 \x01(\x08\x32\xe8\x02\n\rHashedOverlap\x12Z\n\x0fOpenHashedMatch\x12\".keynode.v1.OpenHashedMatchRequest\x1a#.keynode.v1.OpenHashedMatchResponse\x12I\n\x0cUploadHashes\x12\x15.keynode.v1.HashChunk\x1a .keynode.v1.UploadHashesResponse(\x01\x12Q\n\x14GetHashedMatchResult\x12\x1a.keynode.v1.HashedMatchRef\x1a\x1d.keynode.v1.HashedMatchResult\x12]\n\x12WatchHashedMatches\x12%.keynode.v1.WatchHashedMatchesRequest\x1a\x1e.keynode.v1.PendingHashedMatch0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,21 +32,21 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'keynode.v1.hashed_pb2', _gl
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_OPENHASHEDMATCHREQUEST']._serialized_start=40
-  _globals['_OPENHASHEDMATCHREQUEST']._serialized_end=171
-  _globals['_OPENHASHEDMATCHRESPONSE']._serialized_start=173
-  _globals['_OPENHASHEDMATCHRESPONSE']._serialized_end=245
-  _globals['_HASHEDMATCHREF']._serialized_start=247
-  _globals['_HASHEDMATCHREF']._serialized_end=281
-  _globals['_PENDINGHASHEDMATCH']._serialized_start=283
-  _globals['_PENDINGHASHEDMATCH']._serialized_end=366
-  _globals['_WATCHHASHEDMATCHESREQUEST']._serialized_start=368
-  _globals['_WATCHHASHEDMATCHESREQUEST']._serialized_end=424
-  _globals['_HASHCHUNK']._serialized_start=426
-  _globals['_HASHCHUNK']._serialized_end=490
-  _globals['_UPLOADHASHESRESPONSE']._serialized_start=492
-  _globals['_UPLOADHASHESRESPONSE']._serialized_end=532
-  _globals['_HASHEDMATCHRESULT']._serialized_start=534
-  _globals['_HASHEDMATCHRESULT']._serialized_end=611
-  _globals['_HASHEDOVERLAP']._serialized_start=614
-  _globals['_HASHEDOVERLAP']._serialized_end=974
+  _globals['_OPENHASHEDMATCHREQUEST']._serialized_end=191
+  _globals['_OPENHASHEDMATCHRESPONSE']._serialized_start=193
+  _globals['_OPENHASHEDMATCHRESPONSE']._serialized_end=265
+  _globals['_HASHEDMATCHREF']._serialized_start=267
+  _globals['_HASHEDMATCHREF']._serialized_end=301
+  _globals['_PENDINGHASHEDMATCH']._serialized_start=303
+  _globals['_PENDINGHASHEDMATCH']._serialized_end=386
+  _globals['_WATCHHASHEDMATCHESREQUEST']._serialized_start=388
+  _globals['_WATCHHASHEDMATCHESREQUEST']._serialized_end=444
+  _globals['_HASHCHUNK']._serialized_start=446
+  _globals['_HASHCHUNK']._serialized_end=510
+  _globals['_UPLOADHASHESRESPONSE']._serialized_start=512
+  _globals['_UPLOADHASHESRESPONSE']._serialized_end=552
+  _globals['_HASHEDMATCHRESULT']._serialized_start=554
+  _globals['_HASHEDMATCHRESULT']._serialized_end=631
+  _globals['_HASHEDOVERLAP']._serialized_start=634
+  _globals['_HASHEDOVERLAP']._serialized_end=994
 # @@protoc_insertion_point(module_scope)

@@ -29,6 +29,7 @@ class OpenHashedMatchRequest(google.protobuf.message.Message):
     RECORD_COUNT_FIELD_NUMBER: builtins.int
     RECORD_WIDTH_FIELD_NUMBER: builtins.int
     PROFILE_ID_FIELD_NUMBER: builtins.int
+    MEMBERSHIP_FIELD_NUMBER: builtins.int
     grant: builtins.bytes
     partner_public_key: builtins.bytes
     """The partner's ephemeral X25519 public key (32 bytes)."""
@@ -36,6 +37,10 @@ class OpenHashedMatchRequest(google.protobuf.message.Message):
     record_width: builtins.int
     profile_id: builtins.str
     """Normalisation profile id; must equal the key node's."""
+    membership: builtins.bool
+    """False: the overlap size (grant "overlap.size.hashed"); true: which of the partner's
+    records are shared (grant "overlap.membership.hashed").
+    """
     def __init__(
         self,
         *,
@@ -44,8 +49,9 @@ class OpenHashedMatchRequest(google.protobuf.message.Message):
         record_count: builtins.int = ...,
         record_width: builtins.int = ...,
         profile_id: builtins.str = ...,
+        membership: builtins.bool = ...,
     ) -> None: ...
-    def ClearField(self, field_name: typing.Literal["grant", b"grant", "partner_public_key", b"partner_public_key", "profile_id", b"profile_id", "record_count", b"record_count", "record_width", b"record_width"]) -> None: ...
+    def ClearField(self, field_name: typing.Literal["grant", b"grant", "membership", b"membership", "partner_public_key", b"partner_public_key", "profile_id", b"profile_id", "record_count", b"record_count", "record_width", b"record_width"]) -> None: ...
 
 global___OpenHashedMatchRequest = OpenHashedMatchRequest
 
