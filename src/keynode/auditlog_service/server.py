@@ -14,6 +14,7 @@ import grpc
 from keynode import pki
 from keynode.auditlog.checkpoint import unverified_size
 from keynode.auditlog.store import LogStore
+from keynode.errors import InputError
 from keynode.transport.auth import Authorizer
 from keynode.transport.server import KeynodeServer, build_server
 from keynode.transport.status import grpc_errors
@@ -87,13 +88,20 @@ def serve_audit(
     store: LogStore,
     listen: str,
     credentials: grpc.ServerCredentials | None,
+    *,
+    authorizer: Authorizer | None = None,
 ) -> KeynodeServer:
     """Start the AuditLog service on ``listen`` (``host:port``; port 0 picks one).
 
     ``credentials`` None means plaintext, which :func:`keynode.transport.server.build_server`
-    allows on loopback addresses only. Health checking and reflection come with it.
+    allows on loopback addresses only. With mTLS credentials an ``authorizer`` is
+    required, so that only auditors and operators read. Health checking and reflection
+    come with it.
     """
+    if credentials is not None and authorizer is None:
+        raise InputError("an mTLS audit service needs an authorizer (auditors and operators)")
     built = build_server(listen, credentials=credentials, services=[SERVICE_NAME])
-    audit_pb2_grpc.add_AuditLogServicer_to_server(AuditLogServicer(store), built.server)
+    servicer = AuditLogServicer(store, authorizer=authorizer)
+    audit_pb2_grpc.add_AuditLogServicer_to_server(servicer, built.server)
     built.start()
     return built

@@ -177,11 +177,20 @@ def run_export(args: argparse.Namespace) -> int:
 
 def run_serve(args: argparse.Namespace) -> int:
     """Serve the AuditLog service until interrupted."""
+    from keynode import pki
     from keynode.auditlog_service.server import serve_audit
-    from keynode.transport.tls import server_credentials
+    from keynode.transport.auth import Authorizer
+    from keynode.transport.tls import CertDir, server_credentials
 
-    creds = server_credentials(args.certs) if args.certs else None
-    server = serve_audit(_store(args.db), args.listen, creds)
+    creds = authorizer = None
+    if args.certs:
+        if not args.crl:
+            raise InputError("--certs needs --crl: the network's revocation list")
+        network = CertDir.load(args.certs).identity.network
+        ca = pki.read_certificate(args.certs / pki.CA_CERT)
+        authorizer = Authorizer(network, pki.CrlFile(args.crl, ca))
+        creds = server_credentials(args.certs)
+    server = serve_audit(_store(args.db), args.listen, creds, authorizer=authorizer)
     print(f"audit log service on port {server.port} ({'mTLS' if creds else 'plaintext'})")
     sys.stdout.flush()
     try:
@@ -241,7 +250,8 @@ def register(commands: Any) -> None:
     serve = sub.add_parser("serve", help="run the read-only AuditLog service")
     serve.add_argument("--db", required=True, metavar="PATH|URL", help="the log database")
     serve.add_argument("--listen", default="127.0.0.1:7444", help="host:port (default %(default)s)")
-    serve.add_argument("--certs", type=Path, help="mTLS certificate directory (else plaintext)")
+    serve.add_argument("--certs", type=Path, help="key-node mTLS certificate directory")
+    serve.add_argument("--crl", type=Path, help="the network's CRL (required with --certs)")
     serve.set_defaults(run=run_serve)
 
     keygen = sub.add_parser("keygen", help="create the log's signing and verifier keys")
