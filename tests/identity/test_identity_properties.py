@@ -126,12 +126,22 @@ def _bulk(profile: Profile, kind: KeyKind, raws: list[str | None]) -> list[bytes
     return bulk_canonical(profile, kind, pa.array(raws, pa.string())).to_pylist()  # type: ignore[no-any-return]
 
 
-@settings(max_examples=200)
+def _is_utf8(raw: str) -> bool:
+    """Arrow strings are UTF-8: lone surrogates cannot come out of a file."""
+    try:
+        raw.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+@settings(max_examples=150)
 @given(st.sampled_from(PROFILES), st.sampled_from(list(KeyKind)), st.data())
 def test_bulk_path_agrees_with_the_rules(
     profile: Profile, kind: KeyKind, data: st.DataObject
 ) -> None:
-    raws = data.draw(st.lists(st.one_of(st.none(), SAMPLES[kind], BLANKS), max_size=20))
+    values = st.one_of(SAMPLES[kind], BLANKS).filter(_is_utf8)
+    raws = data.draw(st.lists(st.one_of(st.none(), values), max_size=30))
     for raw, fast in zip(raws, _bulk(profile, kind, raws), strict=True):
         if fast is not None:
             assert raw is not None
