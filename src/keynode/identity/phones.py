@@ -77,9 +77,7 @@ def normalise_phone_reference(raw: str, region: str) -> str:
 class _Region:
     """One region's metadata compiled for the fast path: validity as one regex per length."""
 
-    def __init__(self, region: str) -> None:
-        meta = PhoneMetadata.metadata_for_region(region)
-        assert meta is not None, region
+    def __init__(self, meta: PhoneMetadata) -> None:
         self.country_code = str(meta.country_code)
         self.idd = _literal(meta.international_prefix)
         npfp = meta.national_prefix_for_parsing
@@ -137,9 +135,10 @@ def _validity_patterns(meta: PhoneMetadata) -> tuple[str, dict[int, str]]:
 def _single_region(country_code: str) -> _Region | None:
     """The compiled region for a calling code that belongs to exactly one region."""
     regions = phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(int(country_code))
-    if not regions or len(regions) != 1 or regions[0] == "001":
+    if not regions or len(regions) != 1:
         return None
-    return _Region(regions[0])
+    meta = PhoneMetadata.metadata_for_region(regions[0])  # None for non-geographic "001"
+    return None if meta is None else _Region(meta)
 
 
 class PhoneNormaliser:
@@ -147,7 +146,10 @@ class PhoneNormaliser:
 
     def __init__(self, region: str) -> None:
         self.region = check_region(region)
-        home = _Region(self.region)
+        meta = PhoneMetadata.metadata_for_region(self.region)
+        if meta is None:  # SUPPORTED_REGIONS all have metadata; this guards a broken install
+            raise InputError(f"phonenumbers has no metadata for region {self.region}")
+        home = _Region(meta)
         self.home = home
         # National input is decided here only when it cannot be read as "CC without +".
         self.national_ok = (
