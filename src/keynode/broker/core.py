@@ -410,7 +410,7 @@ class Broker:
                 )
             self._append(*entries)  # one atomic batch: never a resignation without them
             ended = self._carry_out_resignation(partner)
-        log.warning("%s resigned (%s); keys destroyed: %s", partner, reason, policy.destroy_keys)
+        log.info("%s resigned (%s); keys destroyed: %s", partner, reason, policy.destroy_keys)
         return Resignation(partner, policy.destroy_keys, ended)
 
     def _carry_out_resignation(self, partner: str) -> int:
