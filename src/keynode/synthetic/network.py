@@ -75,7 +75,12 @@ _KEY_NODE_FILL = {"email": 0.85, "phone": 0.7}
 
 @dataclasses.dataclass(frozen=True)
 class PartyFile:
-    """One party's generated file and what a matching run over it should find."""
+    """One party's generated file and what a matching run over it should find.
+
+    ``expected_overlap`` counts the rows sharing a usable identifier with the key node
+    (0 for the key node itself); ``junk_rows`` the rows with junk identifiers (rejected
+    at a partner; at the key node the loyalty id keeps them).
+    """
 
     name: str
     path: Path
