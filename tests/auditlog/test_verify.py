@@ -106,6 +106,11 @@ def _insert(d: Path) -> None:
     write_lines(d, entries)
 
 
+def _append_uncovered(d: Path) -> None:
+    entries = lines(d)
+    write_lines(d, [*entries, entries[-1]])
+
+
 def _truncate(d: Path) -> None:
     write_lines(d, lines(d)[:-2])
 
@@ -134,6 +139,10 @@ TAMPERING: dict[str, tuple[Callable[[Path], None], str]] = {
     "reordered entries": (_reorder, "entries 2..2 do not match"),
     "inserted entry": (_insert, "do not match the signed checkpoint"),
     "truncated log": (_truncate, "truncated"),
+    "entry appended after the checkpoint": (
+        _append_uncovered,
+        "entry 20 and after are not covered",
+    ),
     "entry cut in half": (_truncate_mid_entry, "cut short"),
     "checkpoint signed with another key": (
         _resign_latest_with_other_key,

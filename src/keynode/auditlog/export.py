@@ -85,10 +85,19 @@ class ExportSource:
                 yield note
 
     def entries(self, start: int, end: int) -> Iterator[bytes]:
-        """Exported entries in ``[start, end)`` (the file may hold more or fewer)."""
+        """Exported entries in ``[start, end)``.
+
+        An export is an exact snapshot: lines beyond ``end`` (when ``end`` is the size of
+        the exported checkpoint) are entries no checkpoint covers, which is an error.
+        Fewer lines than asked are left to the verifier to report as truncation.
+        """
         with (self.directory / ENTRIES).open("rb") as lines:
             for index, line in enumerate(lines):
                 if index >= end:
+                    if end == unverified_size(self.latest_checkpoint()):
+                        raise VerificationError(
+                            f"entry {index} and after are not covered by the exported checkpoint"
+                        )
                     return
                 if index >= start:
                     if not line.endswith(b"\n"):
