@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import random
@@ -296,3 +297,15 @@ def test_private_key_must_match_public_key(
 ) -> None:
     with pytest.raises(InputError):
         PaillierPrivateKey(paillier_keypair[0], foreign_keypair[1].p, foreign_keypair[1].q)
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.binary(max_size=140))
+def test_parsers_raise_only_protocol_errors(paillier_keypair: KeyPair, data: bytes) -> None:
+    pk = paillier_keypair[0]
+    for parse in (
+        lambda d: PaillierPublicKey.from_bytes(d, min_bits=512),
+        pk.ciphertext_from_bytes,
+    ):
+        with contextlib.suppress(ProtocolError):  # the only failure a peer's bytes may cause
+            parse(data)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import random
 from collections.abc import Iterator
 from fractions import Fraction
@@ -297,3 +298,29 @@ def test_both_sides_derive_the_same_layout() -> None:
     layout = make_layout(BITS, 1000, Fraction(1))
     assert layout.column_bits == (8, 4, 1)
     assert layout.noise_bits == (255 + 15 + 1).bit_length() + 10
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    reblinded=st.binary(max_size=200),
+    width=st.integers(-2, 10),
+    record_count=st.integers(-2, 10**8),
+    column_bits=st.lists(st.integers(-5, 3000), max_size=4).map(tuple),
+    labels=st.none() | st.binary(max_size=300),
+)
+def test_arbitrary_headers_fail_only_with_keynode_errors(
+    key: PaillierPrivateKey,
+    pool: GroupPool,
+    reblinded: bytes,
+    width: int,
+    record_count: int,
+    column_bits: tuple[int, ...],
+    labels: bytes | None,
+) -> None:
+    aggregator = Aggregator([ident(i) for i in range(2)], pool, policy(1), segments=[0, 1])
+    aggregator.request()
+    header = HolderHeader(
+        key.public_key.to_bytes(), column_bits, width, record_count, reblinded, labels
+    )
+    with contextlib.suppress(ProtocolError, LimitExceeded):
+        aggregator.accept_header(header)
