@@ -27,6 +27,6 @@ def test_generated_code_matches_proto_files(tmp_path: Path) -> None:
         for p in COMMITTED.iterdir()
         if p.name.endswith(gen.GENERATED_SUFFIXES)
     }
-    assert sorted(committed) == sorted(fresh), "generated files added or removed: run scripts/gen_protos.py"
+    assert sorted(committed) == sorted(fresh), "files added or removed: run scripts/gen_protos.py"
     stale = [name for name in fresh if fresh[name] != committed[name]]
     assert not stale, f"out of date with proto/: {stale}; run python scripts/gen_protos.py"
