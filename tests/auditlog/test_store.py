@@ -159,3 +159,14 @@ def test_failed_transactions_roll_back(target: str) -> None:
     with db.transaction() as tx:
         assert tx.all("SELECT k FROM t") == []
     db.close()
+
+
+def test_database_failures_become_unavailable(target: str) -> None:
+    from keynode.errors import Unavailable
+
+    db = open_database(target)
+    with pytest.raises(Unavailable), db.transaction() as tx:
+        tx.execute("SELECT * FROM no_such_table")
+    with db.transaction() as tx:  # the connection is still usable afterwards
+        assert tx.one("SELECT 1") == (1,)
+    db.close()

@@ -7,6 +7,7 @@ on both engines and be tested on both.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -65,18 +66,20 @@ class Database:
     connection keeps SQLite's write ordering and PostgreSQL's session state simple.
     """
 
-    def __init__(self, conn: Any, dialect: Dialect, target: str) -> None:
+    def __init__(self, conn: Any, dialect: Dialect, errors: tuple[type[Exception], ...]) -> None:
         self._conn = conn
         self._lock = threading.RLock()
+        self._errors = errors  # the driver's exception classes
         self.dialect: Dialect = dialect
-        self.target = target
 
     @contextmanager
     def transaction(self, *, write: bool = False) -> Iterator[Transaction]:
         """A transaction that commits (durably) on success and rolls back on error.
 
         ``write=True`` takes SQLite's write lock up front (``BEGIN IMMEDIATE``) so that a
-        read-then-write cannot interleave with another writer process.
+        read-then-write cannot interleave with another writer process. A failure of the
+        database itself (lost connection, locked or full disk) becomes
+        :class:`~keynode.errors.Unavailable`; other errors pass through unchanged.
         """
         with self._lock:
             cursor = self._conn.cursor()
@@ -84,11 +87,13 @@ class Database:
                 if self.dialect == "sqlite":
                     cursor.execute("BEGIN IMMEDIATE" if write else "BEGIN")
                 yield Transaction(cursor, self.dialect)
-            except BaseException:
-                self._end(cursor, commit=False)
-                raise
-            else:
                 self._end(cursor, commit=True)
+            except BaseException as exc:
+                with contextlib.suppress(*self._errors):
+                    self._end(cursor, commit=False)
+                if isinstance(exc, self._errors):
+                    raise Unavailable(f"database error: {exc}") from exc
+                raise
             finally:
                 cursor.close()
 
@@ -128,7 +133,7 @@ def _open_sqlite(path: str) -> Database:
     except sqlite3.Error as exc:
         raise Unavailable(f"cannot open SQLite database {path}: {exc}") from exc
     # isolation_level=None: Database.transaction issues BEGIN and COMMIT itself.
-    return Database(conn, "sqlite", path)
+    return Database(conn, "sqlite", (sqlite3.Error,))
 
 
 def _open_postgresql(url: str) -> Database:
@@ -142,7 +147,7 @@ def _open_postgresql(url: str) -> Database:
         conn = psycopg.connect(url, autocommit=False)
     except psycopg.Error as exc:
         raise Unavailable(f"cannot connect to PostgreSQL: {exc}") from exc
-    return Database(conn, "postgresql", url)
+    return Database(conn, "postgresql", (psycopg.Error,))
 
 
 def open_database(target: str) -> Database:
