@@ -53,6 +53,10 @@ def _mutated(path: list[str], value: Any) -> bytes:
 
 BAD = {
     "not json": b"{",
+    "duplicate key": default_policy_bytes().replace(
+        b'"operations": {', b'"operations": {"catalogue.read": {}, ', 1
+    ),
+    "a level twice": _mutated(["levels"], [*RAW["levels"], RAW["levels"][0]]),
     "unknown top-level field": _mutated(["allow_everything"], True),
     "missing limits": _mutated(["limits"], KeyError),
     "wrong format": _mutated(["format"], "keynode-policy/2"),

@@ -153,36 +153,31 @@ def _operations(value: Any) -> dict[str, OperationRule]:
     return out
 
 
-def load_policy(data: bytes) -> Policy:
-    """Parse and validate a policy file's bytes; raise InputError naming the bad field."""
-    try:
-        doc = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InputError(f"policy is not valid JSON: {exc}") from None
-    top = _obj(
-        doc, "the document", {"format", "version", "levels", "operations", "limits", "resignation"}
-    )
-    if top["format"] != POLICY_FORMAT:
-        raise InputError(f"policy: format must be {POLICY_FORMAT!r}")
+def _levels(value: Any) -> dict[int, str]:
+    if not isinstance(value, list):
+        raise InputError("policy: levels must be a list")
     levels = {}
-    for item in top["levels"] if isinstance(top["levels"], list) else [None]:
+    for item in value:
         obj = _obj(item, "levels[]", {"level", "name"})
         levels[_int(obj["level"], "levels[].level")] = _str(obj["name"], "levels[].name")
-    if sorted(levels) != list(LEVELS):
+    if sorted(levels) != list(LEVELS) or len(value) != len(LEVELS):
         raise InputError("policy: levels must name each of the six levels 1..6 once")
-    lim = _obj(
-        top["limits"],
-        "limits",
-        {
-            "min_cohort",
-            "max_set_size",
-            "hashed_overlap_allowed",
-            "grant_ttl_s",
-            "rate_limit",
-            "query_budget",
-        },
-    )
-    limits = Limits(
+    return levels
+
+
+_LIMIT_FIELDS = {
+    "min_cohort",
+    "max_set_size",
+    "hashed_overlap_allowed",
+    "grant_ttl_s",
+    "rate_limit",
+    "query_budget",
+}
+
+
+def _limits(value: Any) -> Limits:
+    lim = _obj(value, "limits", _LIMIT_FIELDS)
+    return Limits(
         min_cohort=_int(lim["min_cohort"], "limits.min_cohort"),
         max_set_size=_int(lim["max_set_size"], "limits.max_set_size"),
         hashed_overlap_allowed=_bool(
@@ -192,17 +187,41 @@ def load_policy(data: bytes) -> Policy:
         rate_limit=_window(lim["rate_limit"], "limits.rate_limit"),
         query_budget=_window(lim["query_budget"], "limits.query_budget"),
     )
-    resignation = _obj(top["resignation"], "resignation", {"destroy_keys"})
-    keys = resignation["destroy_keys"]
+
+
+def _destroy_keys(value: Any) -> tuple[str, ...]:
+    keys = _obj(value, "resignation", {"destroy_keys"})["destroy_keys"]
     if not isinstance(keys, list):
         raise InputError("policy: resignation.destroy_keys must be a list")
+    return tuple(sorted({_token(k, "resignation.destroy_keys[]") for k in keys}))
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        raise InputError("policy: a key appears twice in one object")
+    return out
+
+
+_TOP_FIELDS = {"format", "version", "levels", "operations", "limits", "resignation"}
+
+
+def load_policy(data: bytes) -> Policy:
+    """Parse and validate a policy file's bytes; raise InputError naming the bad field."""
+    try:
+        doc = json.loads(data, object_pairs_hook=_unique_keys)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InputError(f"policy is not valid JSON: {exc}") from None
+    top = _obj(doc, "the document", _TOP_FIELDS)
+    if top["format"] != POLICY_FORMAT:
+        raise InputError(f"policy: format must be {POLICY_FORMAT!r}")
     return Policy(
         version=_token(top["version"], "version"),
         hash=hashlib.sha256(data).hexdigest(),
-        levels=levels,
+        levels=_levels(top["levels"]),
         operations=_operations(top["operations"]),
-        limits=limits,
-        destroy_keys=tuple(sorted({_token(k, "resignation.destroy_keys[]") for k in keys})),
+        limits=_limits(top["limits"]),
+        destroy_keys=_destroy_keys(top["resignation"]),
     )
 
 
