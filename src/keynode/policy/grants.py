@@ -125,9 +125,18 @@ class GrantSigner:
 class GrantVerifier:
     """Checks a grant token: signature by a known key, well-formed, unexpired."""
 
-    def __init__(self, keys: Mapping[str, Ed25519PublicKey], *, clock: Clock = system_clock_ms):
+    def __init__(
+        self,
+        keys: Mapping[str, Ed25519PublicKey],
+        *,
+        clock: Clock = system_clock_ms,
+        skew_ms: int = 5000,
+    ) -> None:
+        """``keys``: grant key id -> public key; ``skew_ms``: how far the issuer's clock
+        may run ahead of ours (a grant issued "in the future" by less is accepted)."""
         self._keys = dict(keys)
         self._clock = clock
+        self._skew_ms = skew_ms
 
     def verify(self, token: bytes, *, partner: str | None = None) -> Grant:
         """The verified grant; raise an opaque VerificationError if anything is wrong.
@@ -138,7 +147,7 @@ class GrantVerifier:
         try:
             grant = self._parse(token)
             now = self._clock()
-            if not grant.issued_ms <= now < grant.expires_ms:
+            if not grant.issued_ms - self._skew_ms <= now < grant.expires_ms:
                 raise ValueError("expired or not yet valid")
             if partner is not None and grant.partner != partner:
                 raise ValueError("grant is for another partner")
