@@ -7,8 +7,11 @@ A :class:`KeyNode` owns a state directory::
     STATE/log-verifier.pub    its verifier key: give this to auditors
     STATE/grant-signer.pem    the broker's grant key (0600), created on first start
 
-and serves ``keynode.v1.Broker``, ``keynode.v1.Matching`` and ``keynode.v1.AuditLog``
-on one port with mutual TLS: every caller is identified by its certificate.
+and serves ``keynode.v1.Broker``, ``keynode.v1.Matching``, ``keynode.v1.HashedOverlap``
+and ``keynode.v1.AuditLog`` on one port with mutual TLS: every caller is identified by
+its certificate. With ``hashed_keys`` the key node also runs its hashed-overlap hasher,
+a client of its own server over loopback with the key node's certificate: it alone holds
+the X25519 key (generated at start, never stored); the broker sees only digests.
 """
 
 from __future__ import annotations
@@ -20,8 +23,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from keynode import pki
 from keynode.auditlog import NoteSigner, PolicyLog
@@ -29,10 +34,14 @@ from keynode.auditlog.store import LogStore
 from keynode.auditlog_service.server import SERVICE_NAME as AUDIT_SERVICE
 from keynode.auditlog_service.server import AuditLogServicer
 from keynode.broker.core import AudienceDirectory, Broker
+from keynode.broker.hashed_service import SERVICE_NAME as HASHED_SERVICE
+from keynode.broker.hashed_service import HashedLimits, HashedMatches, HashedOverlapServicer
+from keynode.broker.hashed_service import add_to_server as add_hashed
 from keynode.broker.service import SERVICE_NAME as BROKER_SERVICE
 from keynode.broker.service import BrokerServicer, CampaignSink
 from keynode.broker.service import add_to_server as add_broker
 from keynode.broker.store import BrokerStore
+from keynode.client.hashed import KeyNodeHasher
 from keynode.errors import InputError
 from keynode.matching.engine import MatchingEngine
 from keynode.matching.service import SERVICE_NAME as MATCHING_SERVICE
@@ -46,6 +55,9 @@ from keynode.transport.server import KeynodeServer, ServerSettings, build_server
 from keynode.v1 import audit_pb2_grpc
 
 log = logging.getLogger(__name__)
+
+#: How long start() waits for the hashed-overlap hasher to register with the broker.
+HASHER_START_S = 10.0
 
 
 def _write_secret(path: Path, data: bytes) -> None:
@@ -118,6 +130,8 @@ class KeyNode:
         directory: AudienceDirectory | None = None,
         campaigns: CampaignSink | None = None,
         crl: pki.CrlFile | None = None,
+        hashed_keys: Sequence[bytes] | None = None,
+        hashed_limits: HashedLimits | None = None,
     ) -> None:
         state.root.mkdir(parents=True, exist_ok=True)
         self.engine = engine
@@ -132,6 +146,10 @@ class KeyNode:
         )
         self.broker.attach_key_holder("ecdh_scalar", engine.keyring)
         self.broker.on_resign(engine.close_partner_sessions)
+        self.hashed = HashedMatches(engine.profile_id, limits=hashed_limits)
+        self.broker.on_resign(self.hashed.close_partner_matches)
+        self._hashed_keys = hashed_keys
+        self._hasher: KeyNodeHasher | None = None
         recovered = self.broker.recover()
         if recovered:
             log.info("completed the resignations of %s", ", ".join(recovered))
@@ -140,14 +158,16 @@ class KeyNode:
         self._server: KeynodeServer | None = None
 
     def sessions(self) -> Sequence[tuple[str, str, str, float]]:
-        return [(sid, partner, "psi", age) for sid, partner, age in self.engine.open_sessions()]
+        psi = [(sid, partner, "psi", age) for sid, partner, age in self.engine.open_sessions()]
+        hashed = [(mid, partner, "hashed", age) for mid, partner, age in self.hashed.open_matches()]
+        return psi + hashed
 
     def start(self, listen: str, cert_dir: Path, *, settings: ServerSettings | None = None) -> int:
         """Serve on ``listen`` with the key node's certificate; returns the bound port."""
         built = build_server(
             listen,
             credentials=tls.server_credentials(cert_dir),
-            services=[BROKER_SERVICE, MATCHING_SERVICE, AUDIT_SERVICE],
+            services=[BROKER_SERVICE, MATCHING_SERVICE, HASHED_SERVICE, AUDIT_SERVICE],
             settings=settings,
         )
         extra = {"campaigns": self._campaigns} if self._campaigns else {}
@@ -162,12 +182,33 @@ class KeyNode:
         audit_pb2_grpc.add_AuditLogServicer_to_server(
             AuditLogServicer(self.policy_log.store, authorizer=self.authorizer), built.server
         )
+        add_hashed(built.server, HashedOverlapServicer(self.hashed, self.broker, self.authorizer))
         built.start()
         self._server = built
+        if self._hashed_keys is not None:
+            self._start_hasher(listen, built.port, cert_dir)
         log.info("key node %s serving on port %d", self.network, built.port)
         return built.port
 
+    def _start_hasher(self, listen: str, port: int, cert_dir: Path) -> None:
+        """Start the hasher on a loopback channel and wait until the broker knows its key."""
+        assert self._hashed_keys is not None
+        host = listen.rpartition(":")[0]
+        if host in ("", "0.0.0.0", "[::]", "::"):
+            host = "127.0.0.1"
+        certificate = pki.read_certificate(cert_dir / pki.TLS_CERT)
+        names = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+        dns = names.value.get_values_for_type(x509.DNSName)
+        channel = tls.open_channel(f"{host}:{port}", cert_dir, server_name=dns[0] if dns else None)
+        self._hasher = KeyNodeHasher(channel, self._hashed_keys, X25519PrivateKey.generate())
+        self._hasher.start()
+        if not self.hashed.wait_for_hasher(HASHER_START_S):
+            log.warning("the hashed-overlap hasher has not registered within %gs", HASHER_START_S)
+
     def stop(self, grace_s: float | None = 2.0) -> None:
+        if self._hasher is not None:
+            self._hasher.stop()
+            self._hasher = None
         if self._server is not None:
             self._server.stop(grace_s)
             self._server = None
