@@ -21,6 +21,12 @@ def run(*argv: str) -> int:
     return int(args.run(args))
 
 
+@pytest.fixture(autouse=True)
+def private_state_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Default state files go under the test's directory, never the user's home."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state-home"))
+
+
 @pytest.fixture
 def setup(tmp_path: Path) -> tuple[Path, Path]:
     """A log database written with a key made by `audit keygen`; returns (db, key prefix)."""
@@ -89,6 +95,23 @@ def test_verify_against_the_running_service(
     assert code == 0
     assert "OK:" in capsys.readouterr().out
     assert not (tmp_path / "none.json").exists()
+
+
+def test_verify_prints_json_verdicts(
+    setup: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db, prefix = setup
+    key = Path(f"{prefix}.pub").read_text().strip()
+    assert run("audit", "verify", "--db", str(db), "--key", key, "--no-save", "--json") == 0
+    verdict = json.loads(capsys.readouterr().out)
+    assert (verdict["ok"], verdict["size"], verdict["previous_size"]) == (True, 18, None)
+    assert not (tmp_path / "state-home").exists()  # --no-save
+    other = NoteSigner.generate("keynode.test/cli-log").verifier_key
+    assert run("audit", "verify", "--db", str(db), "--key", other, "--no-save", "--json") == 1
+    assert json.loads(capsys.readouterr().out) == {
+        "ok": False,
+        "error": "the latest checkpoint is not validly signed",
+    }
 
 
 def test_verify_with_the_wrong_key_fails(

@@ -99,18 +99,30 @@ def run_verify(args: argparse.Namespace) -> int:
         trusted = load_trusted(state, verifier)
         verdict = verify_log(_source(args), verifier, _policies(args.policy), trusted=trusted)
     except VerificationError as exc:
-        print(f"FAIL: {exc}")
+        print(json.dumps({"ok": False, "error": str(exc)}) if args.json else f"FAIL: {exc}")
         return 1
     if not args.no_save:
         save_trusted(state, verdict.note)
     cp = verdict.checkpoint
+    seconds = round(time.monotonic() - started, 1)
+    if args.json:
+        result = {
+            "ok": True,
+            "origin": cp.origin,
+            "size": cp.size,
+            "root": cp.root_hash.hex(),
+            "checkpoints": verdict.checkpoints_checked,
+            "previous_size": trusted.size if trusted else None,
+            "seconds": seconds,
+        }
+        print(json.dumps(result))
+        return 0
     since = (
         f"consistent with the {trusted.size} entries verified before" if trusted else "first run"
     )
     print(
         f"OK: {cp.origin}: {cp.size} entries, root {cp.root_hash.hex()}, "
-        f"{verdict.checkpoints_checked} checkpoints, policy replayed, {since} "
-        f"({time.monotonic() - started:.1f} s)"
+        f"{verdict.checkpoints_checked} checkpoints, policy replayed, {since} ({seconds} s)"
     )
     return 0
 
@@ -229,6 +241,7 @@ def register(commands: Any) -> None:
     )
     verify.add_argument("--state", type=Path, help="where the last verified checkpoint is kept")
     verify.add_argument("--no-save", action="store_true", help="do not update the state file")
+    verify.add_argument("--json", action="store_true", help="print the verdict as JSON")
     verify.set_defaults(run=run_verify)
 
     show = sub.add_parser("show", help="print the log's entries (unverified)")
