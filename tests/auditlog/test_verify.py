@@ -11,7 +11,6 @@ from auditlog_support import ORIGIN, START_MS, Network, make_signer
 
 from keynode.auditlog import (
     ExportSource,
-    NoteSigner,
     NoteVerifier,
     PolicyLog,
     export_log,
@@ -120,7 +119,7 @@ def _truncate_mid_entry(d: Path) -> None:
 
 
 def _resign_latest_with_other_key(d: Path) -> None:
-    other = NoteSigner(ORIGIN, make_signer(seed=9)._key)  # same name, another key
+    other = make_signer(seed=9)  # same name, another key
     body = (d / LATEST).read_text().split("\n\n")[0] + "\n"
     (d / LATEST).write_text(other.sign_text(body))
 
