@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
+from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
@@ -199,3 +201,11 @@ def test_discard_drops_every_digest_and_ends_the_match() -> None:
 def test_an_empty_match_is_refused() -> None:
     with pytest.raises(ProtocolError):
         HashedMatch(0, 1, max_key_node_digests=3)
+
+
+DOC = Path(__file__).parents[2] / "docs" / "hashed_overlap.md"
+
+
+def test_the_docs_example_runs() -> None:
+    (block,) = re.findall(r"```python\n(.*?)```", DOC.read_text(encoding="utf-8"), re.DOTALL)
+    exec(compile(block, str(DOC), "exec"), {})

@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -16,14 +17,23 @@ from broker_support import KEY_NODE_KEYS, NETWORK, PROFILE, LiveNode
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from keynode import pki
-from keynode.broker.hashed import HashedMatch, public_key_bytes
+from keynode.broker.hashed import HashedMatch, Side, public_key_bytes
+from keynode.broker.hashed_service import HashedLimits, HashedMatches
 from keynode.client.broker import OperatorClient, PartnerBrokerClient
 from keynode.client.hashed import HashedOverlapClient, KeyNodeHasher
 from keynode.crypto.batch import GroupPool
-from keynode.errors import PolicyDenied, ProfileMismatch, Unavailable, VerificationError
+from keynode.errors import (
+    LimitExceeded,
+    NotFound,
+    PolicyDenied,
+    ProfileMismatch,
+    ProtocolError,
+    Unavailable,
+    VerificationError,
+)
 from keynode.matching.engine import MatchingEngine
 from keynode.node import KeyNode, StateDir
-from keynode.policy import default_policy_bytes
+from keynode.policy import Grant, default_policy_bytes
 from keynode.v1 import hashed_pb2 as pb
 from keynode.v1 import hashed_pb2_grpc as pb_grpc
 
@@ -189,3 +199,67 @@ def test_without_a_hasher_the_partner_is_told_to_retry_and_keeps_its_grant(
         assert _client(node).match(BANK, PROFILE, token).overlap == 100
     finally:
         restarted.stop()
+
+
+# -- the broker's registry, in process (clock injected) ----------------------------------
+
+GRANT = Grant(
+    grant_id="g1", partner="bank", operation=SIZE, level=2, issued_ms=0, expires_ms=1,
+    min_cohort=50, max_set_size=10, policy_hash="p", key_id="k",
+)  # fmt: skip
+HASHER_KEY = public_key_bytes(X25519PrivateKey.generate())
+PARTNER_KEY = public_key_bytes(X25519PrivateKey.generate())
+
+
+def _registry(now: list[float], **limits: Any) -> HashedMatches:
+    matches = HashedMatches(PROFILE, limits=HashedLimits(**limits), clock=lambda: now[0])
+    matches.subscribe(HASHER_KEY)
+    return matches
+
+
+def _open_in(matches: HashedMatches) -> str:
+    matches.check_request(PROFILE, 2, 1)
+    match_id, key = matches.open("bank", PARTNER_KEY, 2, 1, grant=GRANT, membership=False)
+    assert key == HASHER_KEY
+    return match_id
+
+
+def test_matches_expire_and_their_uploads_go() -> None:
+    now = [0.0]
+    matches = _registry(now, match_ttl_s=60)
+    match_id = _open_in(matches)
+    matches.upload(match_id, Side.PARTNER, iter([(0, b"\x01" * 64)]))
+    now[0] = 61.0
+    assert matches.open_matches() == []
+    with pytest.raises(NotFound):
+        matches.take_result(match_id)
+
+
+def test_open_matches_and_sizes_are_capped() -> None:
+    matches = _registry([0.0], max_matches=1, max_records=10, max_digests=12)
+    _open_in(matches)
+    with pytest.raises(LimitExceeded, match="too many open"):
+        matches.check_request(PROFILE, 2, 1)
+    with pytest.raises(LimitExceeded, match="caps"):
+        _registry([0.0], max_records=10).check_request(PROFILE, 11, 1)
+    with pytest.raises(LimitExceeded, match="caps"):
+        _registry([0.0], max_digests=12).check_request(PROFILE, 7, 2)
+    with pytest.raises(ProtocolError, match="record width"):
+        _registry([0.0]).check_request(PROFILE, 1, 9)
+
+
+def test_a_failed_upload_ends_the_match() -> None:
+    matches = _registry([0.0])
+    match_id = _open_in(matches)
+    with pytest.raises(ProtocolError, match="out of order"):
+        matches.upload(match_id, Side.KEY_NODE, iter([(1, b"\x01" * 32)]))
+    assert matches.open_matches() == []
+
+
+def test_a_reconnecting_hasher_is_told_of_matches_still_waiting_for_it() -> None:
+    matches = _registry([0.0])
+    match_id = _open_in(matches)
+    again = matches.subscribe(HASHER_KEY)
+    assert again.inbox.get_nowait().match_id == match_id
+    other = matches.subscribe(public_key_bytes(X25519PrivateKey.generate()))
+    assert other.inbox.empty()  # a new key cannot serve a match agreed under the old one

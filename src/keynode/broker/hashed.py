@@ -306,10 +306,6 @@ class HashedMatch:
             self._partner = []
             self._key_node = set()
 
-    @property
-    def discarded(self) -> bool:
-        return self._discarded
-
     def held_digests(self) -> int:
         """How many digests the match still holds (both sides; 0 once discarded)."""
         with self._lock:
