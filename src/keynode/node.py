@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import grpc
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -118,7 +119,11 @@ class _Revocations:
 
 
 class KeyNode:
-    """Broker + Matching + AuditLog for one key-node dataset, on one mTLS server."""
+    """Broker, Matching, HashedOverlap and AuditLog for one key-node dataset, on one port.
+
+    ``hashed_keys`` are the identifiers the key node's hasher digests for hashed matches;
+    without them the hashed overlap answers UNAVAILABLE (no hasher is running).
+    """
 
     def __init__(
         self,
@@ -149,7 +154,7 @@ class KeyNode:
         self.hashed = HashedMatches(engine.profile_id, limits=hashed_limits)
         self.broker.on_resign(self.hashed.close_partner_matches)
         self._hashed_keys = hashed_keys
-        self._hasher: KeyNodeHasher | None = None
+        self._hasher: tuple[KeyNodeHasher, grpc.Channel] | None = None
         recovered = self.broker.recover()
         if recovered:
             log.info("completed the resignations of %s", ", ".join(recovered))
@@ -200,14 +205,17 @@ class KeyNode:
         names = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName)
         dns = names.value.get_values_for_type(x509.DNSName)
         channel = tls.open_channel(f"{host}:{port}", cert_dir, server_name=dns[0] if dns else None)
-        self._hasher = KeyNodeHasher(channel, self._hashed_keys, X25519PrivateKey.generate())
-        self._hasher.start()
+        hasher = KeyNodeHasher(channel, self._hashed_keys, X25519PrivateKey.generate())
+        hasher.start()
+        self._hasher = (hasher, channel)
         if not self.hashed.wait_for_hasher(HASHER_START_S):
             log.warning("the hashed-overlap hasher has not registered within %gs", HASHER_START_S)
 
     def stop(self, grace_s: float | None = 2.0) -> None:
         if self._hasher is not None:
-            self._hasher.stop()
+            hasher, channel = self._hasher
+            hasher.stop()
+            channel.close()
             self._hasher = None
         if self._server is not None:
             self._server.stop(grace_s)

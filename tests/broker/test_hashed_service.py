@@ -182,9 +182,9 @@ def test_small_sets_are_refused_by_the_cohort_rule_and_deleted(node: LiveNode) -
 def test_without_a_hasher_the_partner_is_told_to_retry_and_keeps_its_grant(
     node: LiveNode,
 ) -> None:
-    hasher = node.node._hasher
-    assert hasher is not None
-    hasher.stop()
+    running = node.node._hasher
+    assert running is not None
+    running[0].stop()
     deadline = time.monotonic() + 5
     while node.node.hashed.hasher_registered and time.monotonic() < deadline:
         time.sleep(0.01)  # the broker sees the cancelled watch asynchronously
