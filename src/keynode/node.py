@@ -12,6 +12,8 @@ and ``keynode.v1.AuditLog`` on one port with mutual TLS: every caller is identif
 its certificate. With ``hashed_keys`` the key node also runs its hashed-overlap hasher,
 a client of its own server over loopback with the key node's certificate: it alone holds
 the X25519 key (generated at start, never stored); the broker sees only digests.
+With ``aggregates`` (an engine over the key node's identifiers and their segments) it
+also serves ``keynode.v1.Aggregates``: partners' values summed per segment.
 """
 
 from __future__ import annotations
@@ -30,6 +32,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from keynode import pki
+from keynode.aggregates.engine import AggregateEngine
+from keynode.aggregates.service import SERVICE_NAME as AGGREGATES_SERVICE
+from keynode.aggregates.service import AggregatesServicer
+from keynode.aggregates.service import add_to_server as add_aggregates
 from keynode.auditlog import NoteSigner, PolicyLog
 from keynode.auditlog.store import LogStore
 from keynode.auditlog_service.server import SERVICE_NAME as AUDIT_SERVICE
@@ -137,6 +143,7 @@ class KeyNode:
         crl: pki.CrlFile | None = None,
         hashed_keys: Sequence[bytes] | None = None,
         hashed_limits: HashedLimits | None = None,
+        aggregates: AggregateEngine | None = None,
     ) -> None:
         state.root.mkdir(parents=True, exist_ok=True)
         self.engine = engine
@@ -153,6 +160,11 @@ class KeyNode:
         self.broker.on_resign(engine.close_partner_sessions)
         self.hashed = HashedMatches(engine.profile_id, limits=hashed_limits)
         self.broker.on_resign(self.hashed.close_partner_matches)
+        # With the key node's identifiers and segments, partners' values are aggregated
+        # per segment (keynode.v1.Aggregates); a resignation ends the partner's sessions.
+        self.aggregates = aggregates
+        if aggregates is not None:
+            self.broker.on_resign(aggregates.close_partner_sessions)
         self._hashed_keys = hashed_keys
         self._hasher: tuple[KeyNodeHasher, grpc.Channel] | None = None
         recovered = self.broker.recover()
@@ -165,14 +177,19 @@ class KeyNode:
     def sessions(self) -> Sequence[tuple[str, str, str, float]]:
         psi = [(sid, partner, "psi", age) for sid, partner, age in self.engine.open_sessions()]
         hashed = [(mid, partner, "hashed", age) for mid, partner, age in self.hashed.open_matches()]
-        return psi + hashed
+        aggregate = [
+            (sid, partner, "aggregate", age)
+            for sid, partner, age in (self.aggregates.open_sessions() if self.aggregates else [])
+        ]
+        return psi + hashed + aggregate
 
     def start(self, listen: str, cert_dir: Path, *, settings: ServerSettings | None = None) -> int:
         """Serve on ``listen`` with the key node's certificate; returns the bound port."""
         built = build_server(
             listen,
             credentials=tls.server_credentials(cert_dir),
-            services=[BROKER_SERVICE, MATCHING_SERVICE, HASHED_SERVICE, AUDIT_SERVICE],
+            services=[BROKER_SERVICE, MATCHING_SERVICE, HASHED_SERVICE, AUDIT_SERVICE]
+            + ([AGGREGATES_SERVICE] if self.aggregates is not None else []),
             settings=settings,
         )
         extra = {"campaigns": self._campaigns} if self._campaigns else {}
@@ -188,6 +205,11 @@ class KeyNode:
             AuditLogServicer(self.policy_log.store, authorizer=self.authorizer), built.server
         )
         add_hashed(built.server, HashedOverlapServicer(self.hashed, self.broker, self.authorizer))
+        if self.aggregates is not None:
+            add_aggregates(
+                built.server,
+                AggregatesServicer(self.aggregates, authorizer=self.authorizer, gate=self.broker),
+            )
         built.start()
         self._server = built
         if self._hashed_keys is not None:

@@ -1,0 +1,187 @@
+"""gRPC servicer for keynode.v1.Aggregates: a thin translation to :class:`AggregateEngine`.
+
+Every call is authorised like the Matching service: the partner is the one in the
+caller's mTLS certificate, enrolled with the broker, and a session opens only with a
+grant for ``aggregate.segment``, whose ``min_cohort`` is the threshold ``k``. Noise
+(``epsilon``) is accepted only from a partner whose level also allows ``dp.aggregate``.
+The release is logged by the broker *before* the result leaves, with the partner's
+record count as input and the smallest released segment's shared-record count as the
+released cohort; a result whose every segment is suppressed therefore fails the cohort
+rule and is refused (logged as ``below_cohort``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from fractions import Fraction
+from typing import Any, Protocol
+
+import grpc
+
+from keynode import pki
+from keynode.aggregates.engine import AggregateEngine, SessionShape
+from keynode.errors import LimitExceeded, PolicyDenied, ProtocolError
+from keynode.transport.auth import Authorizer
+from keynode.transport.status import grpc_errors
+from keynode.v1 import aggregates_pb2 as pb
+from keynode.v1 import aggregates_pb2_grpc as pb_grpc
+
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Aggregates"].full_name
+#: The policy operation a session needs a grant for, and the one noise additionally needs.
+OPERATION = "aggregate.segment"
+NOISE_OPERATION = "dp.aggregate"
+
+
+class AggregateGate(Protocol):
+    """The broker, as the Aggregates service sees it."""
+
+    def check_enrolled_certificate(self, peer: pki.PeerIdentity) -> None: ...
+
+    def admit(self, token: bytes, partner: str, operation: str) -> Any: ...
+
+    def release(
+        self, grant: Any, *, input_count: int, released_count: int, params: bytes
+    ) -> None: ...
+
+    def allowed_operations(self, partner: str) -> list[str]: ...
+
+
+def _epsilon(request: pb.OpenAggregateRequest) -> Fraction | None:
+    if request.epsilon_numerator == 0:
+        return None
+    if request.epsilon_denominator == 0:
+        raise ProtocolError("epsilon needs a positive denominator")
+    return Fraction(request.epsilon_numerator, request.epsilon_denominator)
+
+
+class AggregatesServicer(pb_grpc.AggregatesServicer):
+    """Translates Aggregates calls for one :class:`AggregateEngine`, under the broker."""
+
+    def __init__(
+        self, engine: AggregateEngine, *, authorizer: Authorizer, gate: AggregateGate
+    ) -> None:
+        self.engine = engine
+        self._auth = authorizer
+        self._gate = gate
+
+    def _owner(self, context: grpc.ServicerContext, session_id: str) -> None:
+        caller = self._auth.require(context, {pki.PARTNER}).party
+        if self.engine.session_partner(session_id) != caller:
+            raise PolicyDenied("this session belongs to another partner")
+
+    @grpc_errors
+    def OpenSession(
+        self, request: pb.OpenAggregateRequest, context: grpc.ServicerContext
+    ) -> pb.OpenAggregateResponse:
+        peer = self._auth.require(context, {pki.PARTNER}, party=request.partner or None)
+        self._gate.check_enrolled_certificate(peer)
+        partner = peer.party
+        epsilon = _epsilon(request)
+        grant = self._gate.admit(request.grant, partner, OPERATION)
+        if epsilon is not None and NOISE_OPERATION not in self._gate.allowed_operations(partner):
+            raise PolicyDenied(f"noise needs a level that allows {NOISE_OPERATION}")
+        if request.record_count > grant.max_set_size:
+            raise LimitExceeded(f"{request.record_count} records exceed the grant's cap")
+        shape = SessionShape(
+            record_count=request.record_count,
+            record_width=request.record_width,
+            column_bits=tuple(request.column_bits),
+            public_key=request.public_key,
+            epsilon=epsilon,
+        )
+        opened = self.engine.open_session(
+            partner, request.profile_id, shape, k=grant.min_cohort, grant=grant
+        )
+        return pb.OpenAggregateResponse(
+            session_id=opened.session_id,
+            segments=opened.segments,
+            key_node_element_count=opened.key_node_elements,
+            max_chunk_elements=opened.max_chunk_elements,
+            max_chunk_records=opened.max_chunk_records,
+            min_cohort=opened.k,
+        )
+
+    @grpc_errors
+    def DownloadRequest(
+        self, request: pb.AggregateSessionRef, context: grpc.ServicerContext
+    ) -> Iterator[pb.LabelledChunk]:
+        self._owner(context, request.session_id)
+        chunks = self.engine.request_chunks(request.session_id)
+        for sequence, (elements, labels, key) in enumerate(chunks):
+            yield pb.LabelledChunk(
+                session_id=request.session_id,
+                sequence=sequence,
+                elements=elements,
+                labels=labels,
+                label_key=key,
+            )
+
+    @grpc_errors
+    def UploadHeader(
+        self, request_iterator: Iterator[pb.LabelledChunk], context: grpc.ServicerContext
+    ) -> pb.UploadHeaderResponse:
+        first = next(request_iterator, None)
+        if first is None:
+            raise ProtocolError("an upload needs at least one chunk")
+        self._owner(context, first.session_id)
+
+        def chunks() -> Iterator[tuple[int, bytes, bytes]]:
+            for chunk in _same_session(first, request_iterator):
+                yield chunk.sequence, chunk.elements, chunk.labels
+
+        received = self.engine.upload_header(first.session_id, chunks())
+        return pb.UploadHeaderResponse(received_elements=received)
+
+    @grpc_errors
+    def UploadRecords(
+        self, request_iterator: Iterator[pb.RecordChunk], context: grpc.ServicerContext
+    ) -> pb.UploadRecordsResponse:
+        first = next(request_iterator, None)
+        if first is None:
+            raise ProtocolError("an upload needs at least one chunk")
+        self._owner(context, first.session_id)
+
+        def chunks() -> Iterator[tuple[int, bytes, bytes]]:
+            for chunk in _same_session(first, request_iterator):
+                yield chunk.sequence, chunk.elements, chunk.ciphertexts
+
+        received = self.engine.upload_records(first.session_id, chunks())
+        return pb.UploadRecordsResponse(received_records=received)
+
+    @grpc_errors
+    def Finish(
+        self, request: pb.AggregateSessionRef, context: grpc.ServicerContext
+    ) -> pb.AggregateResult:
+        self._owner(context, request.session_id)
+        release = self.engine.finish(request.session_id)
+        # Logged before anything leaves; refused (below_cohort) when all are suppressed.
+        self._gate.release(
+            release.grant,
+            input_count=release.input_count,
+            released_count=release.smallest_released,
+            params=f"aggregate\x00{request.session_id}\x00{len(release.released)}".encode(),
+        )
+        return pb.AggregateResult(
+            released=[pb.SegmentCiphertext(segment=s, ciphertext=c) for s, c in release.released],
+            suppressed=release.suppressed,
+        )
+
+    @grpc_errors
+    def CloseSession(
+        self, request: pb.AggregateSessionRef, context: grpc.ServicerContext
+    ) -> pb.CloseAggregateResponse:
+        self._owner(context, request.session_id)
+        self.engine.close(request.session_id)
+        return pb.CloseAggregateResponse()
+
+
+def _same_session(first: Any, rest: Iterator[Any]) -> Iterator[Any]:
+    yield first
+    for chunk in rest:
+        if chunk.session_id != first.session_id:
+            raise ProtocolError("all chunks of an upload must name the same session")
+        yield chunk
+
+
+def add_to_server(server: grpc.Server, servicer: AggregatesServicer) -> None:
+    pb_grpc.add_AggregatesServicer_to_server(servicer, server)

@@ -1,0 +1,244 @@
+"""The partner's side of the Aggregates service: its values summed per key-node segment.
+
+The partner is the value holder of :mod:`keynode.protocols.aggregate`: it encrypts its
+value columns under its own Paillier key and decrypts the result; the key node sums the
+ciphertexts of the shared records per segment without learning the values, and the
+partner learns only the released sums and counts (see ``docs/aggregates.md``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Never
+
+import grpc
+from tqdm import tqdm
+
+from keynode.crypto.batch import GroupPool
+from keynode.crypto.paillier import PaillierPrivateKey
+from keynode.crypto.paillier_pool import EncryptionPool
+from keynode.crypto.ristretto255 import ELEMENT_BYTES
+from keynode.errors import InputError, ProtocolError
+from keynode.protocols.aggregate import (
+    AggregateResponse,
+    AggregatorRequest,
+    RecordChunk,
+    ValueHolder,
+)
+from keynode.transport.status import error_from_rpc
+from keynode.v1 import aggregates_pb2 as pb
+from keynode.v1 import aggregates_pb2_grpc as pb_grpc
+
+_LABEL = 2 * ELEMENT_BYTES
+#: Records per UploadRecords call: each call stays well inside the server's connection
+#: age (a few minutes), and the next one starts on a fresh connection if needed.
+RECORDS_PER_CALL = 50_000
+
+
+@dataclass(frozen=True)
+class SegmentResult:
+    """One agreed segment: the column sums and the count of shared records, or
+    ``None`` for both when the segment had fewer than ``k`` shared records."""
+
+    segment: str
+    sums: tuple[int, ...] | None
+    count: int | None
+
+    @property
+    def suppressed(self) -> bool:
+        return self.count is None
+
+
+@dataclass(frozen=True)
+class AggregateOutcome:
+    """Every agreed segment (released or suppressed) and the threshold applied."""
+
+    segments: tuple[SegmentResult, ...]
+    k: int
+    key_node_elements: int
+
+
+class AggregatesClient:
+    """Runs segment-aggregate sessions against a key node's Aggregates service.
+
+    ``unary_timeout_s`` bounds the short calls, ``stream_timeout_s`` each streaming call.
+    """
+
+    def __init__(
+        self,
+        channel: grpc.Channel,
+        *,
+        target: str = "",
+        unary_timeout_s: float = 60.0,
+        stream_timeout_s: float = 1800.0,
+    ) -> None:
+        self._stub = pb_grpc.AggregatesStub(channel)
+        self._target = target
+        self._unary_timeout = unary_timeout_s
+        self._stream_timeout = stream_timeout_s
+
+    def aggregate(
+        self,
+        partner: str,
+        records: Sequence[Sequence[bytes]],
+        values: Sequence[Sequence[int]],
+        column_bits: Sequence[int],
+        private_key: PaillierPrivateKey,
+        profile_id: str,
+        pool: GroupPool,
+        *,
+        grant: bytes,
+        epsilon: Fraction | None = None,
+        encryption: EncryptionPool | None = None,
+        show_progress: bool = False,
+    ) -> AggregateOutcome:
+        """Run one session; ``values[i]`` are the columns of ``records[i]``."""
+        if not records:
+            raise InputError("there are no records to aggregate")
+        holder = ValueHolder(
+            records, values, column_bits, private_key, pool, epsilon=epsilon, encryption=encryption
+        )
+        try:
+            opened = self._stub.OpenSession(
+                pb.OpenAggregateRequest(
+                    partner=partner,
+                    grant=grant,
+                    profile_id=profile_id,
+                    record_count=len(records),
+                    record_width=holder.width,
+                    column_bits=list(column_bits),
+                    public_key=private_key.public_key.to_bytes(),
+                    epsilon_numerator=epsilon.numerator if epsilon else 0,
+                    epsilon_denominator=epsilon.denominator if epsilon else 0,
+                ),
+                timeout=self._unary_timeout,
+            )
+        except grpc.RpcError as err:
+            raise error_from_rpc(err, self._target) from None
+        bars = _Bars(show_progress, opened.key_node_element_count, len(records))
+        try:
+            response = self._run(holder, opened, bars)
+        except grpc.RpcError as err:
+            raise error_from_rpc(err, self._target) from None
+        finally:
+            bars.close()
+        results = holder.result(response)
+        names = tuple(opened.segments)
+        return AggregateOutcome(
+            tuple(SegmentResult(names[r.segment], r.sums, r.count) for r in results),
+            opened.min_cohort,
+            opened.key_node_element_count,
+        )
+
+    def _run(
+        self, holder: ValueHolder, opened: pb.OpenAggregateResponse, bars: _Bars
+    ) -> AggregateResponse:
+        ref = pb.AggregateSessionRef(session_id=opened.session_id)
+        elements, labels, label_key = bytearray(), bytearray(), b""
+        for chunk in self._stub.DownloadRequest(ref, timeout=self._stream_timeout):
+            elements += chunk.elements
+            labels += chunk.labels
+            label_key = label_key or chunk.label_key
+            bars.download.update(len(chunk.elements) // ELEMENT_BYTES)
+        header = holder.respond(AggregatorRequest(bytes(elements), bytes(labels), label_key))
+        assert header.reblinded_labels is not None
+        self._stub.UploadHeader(
+            _header_chunks(
+                opened.session_id,
+                header.reblinded,
+                header.reblinded_labels,
+                opened.max_chunk_elements,
+            ),
+            timeout=self._stream_timeout,
+        )
+        chunks = holder.record_chunks(opened.max_chunk_records)
+        batch = _Batches(opened.session_id, chunks, holder.width, bars)
+        while batch.more():
+            self._stub.UploadRecords(batch.next_call(), timeout=self._stream_timeout)
+        result = self._stub.Finish(ref, timeout=self._unary_timeout)
+        return _response(result, tuple(opened.segments))
+
+
+def _response(result: pb.AggregateResult, names: tuple[str, ...]) -> AggregateResponse:
+    """The protocol's response, with segment names turned back into catalogue ids."""
+    index = {name: i for i, name in enumerate(names)}
+    try:
+        released = tuple((index[r.segment], r.ciphertext) for r in result.released)
+        suppressed = tuple(index[s] for s in result.suppressed)
+    except KeyError:
+        raise ProtocolError("the result names a segment outside the catalogue") from None
+    if len(set(index[r.segment] for r in result.released) | set(suppressed)) != len(names):
+        raise ProtocolError("the result must cover every catalogue segment once")
+    return AggregateResponse(released, suppressed)
+
+
+def _header_chunks(
+    session_id: str, elements: bytes, labels: bytes, step: int
+) -> Iterator[pb.LabelledChunk]:
+    for sequence, start in enumerate(range(0, len(elements) // ELEMENT_BYTES, step)):
+        yield pb.LabelledChunk(
+            session_id=session_id,
+            sequence=sequence,
+            elements=elements[start * ELEMENT_BYTES : (start + step) * ELEMENT_BYTES],
+            labels=labels[start * _LABEL : (start + step) * _LABEL],
+        )
+
+
+class _Batches:
+    """Splits the record chunks into UploadRecords calls of about ``RECORDS_PER_CALL``
+    records; sequence numbers run on across calls."""
+
+    def __init__(
+        self, session_id: str, chunks: Iterator[RecordChunk], width: int, bars: _Bars
+    ) -> None:
+        self._session_id = session_id
+        self._chunks = chunks
+        self._record_bytes = width * ELEMENT_BYTES
+        self._bars = bars
+        self._sequence = 0
+        self._pending = next(chunks, None)
+
+    def more(self) -> bool:
+        return self._pending is not None
+
+    def next_call(self) -> Iterator[pb.RecordChunk]:
+        sent = 0
+        while self._pending is not None and sent < RECORDS_PER_CALL:
+            chunk, count = self._pending, len(self._pending.elements) // self._record_bytes
+            yield pb.RecordChunk(
+                session_id=self._session_id,
+                sequence=self._sequence,
+                elements=chunk.elements,
+                ciphertexts=chunk.ciphertexts,
+            )
+            self._sequence += 1
+            sent += count
+            self._bars.records.update(count)
+            self._pending = next(self._chunks, None)
+
+
+class _Bars:
+    """Progress bars (silent unless asked)."""
+
+    def __init__(self, show: bool, key_node_elements: int, records: int) -> None:
+        self.download = _bar(show, key_node_elements, "key node set", "el", 0)
+        self.records = _bar(show, records, "encrypt + upload", "rec", 1)
+
+    def close(self) -> None:
+        self.download.close()
+        self.records.close()
+
+
+def _bar(show: bool, total: int, desc: str, unit: str, position: int) -> tqdm[Never]:
+    return tqdm(
+        total=total,
+        desc=desc,
+        unit=unit,
+        position=position,
+        disable=not show,
+        leave=False,
+        unit_scale=True,
+        dynamic_ncols=True,
+    )
