@@ -10,11 +10,11 @@ from pathlib import Path
 
 import grpc
 import pytest
-from conftest import Network
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
     ProtoReflectionDescriptorDatabase,
 )
+from pki_support import Network
 
 import keynode.v1.matching_pb2  # noqa: F401  (registers keynode.v1.Matching for reflection)
 from keynode import pki

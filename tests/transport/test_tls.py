@@ -6,7 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import Network
+from pki_support import Network
 
 from keynode import pki
 from keynode.errors import InputError
