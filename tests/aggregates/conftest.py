@@ -46,13 +46,21 @@ def limits() -> AggregateLimits:
 
 
 @pytest.fixture
-def live(tmp_path: Path, pool: GroupPool, limits: AggregateLimits) -> Iterator[AggregateNode]:
+def profile_id() -> str:
+    """The key node's normalisation profile (a module may override it)."""
+    return PROFILE
+
+
+@pytest.fixture
+def live(
+    tmp_path: Path, pool: GroupPool, limits: AggregateLimits, profile_id: str
+) -> Iterator[AggregateNode]:
     ca = tmp_path / "ca"
     pki.init_ca(NETWORK, ca)
     pki.issue(ca, pki.KEY_NODE, "retailer", tmp_path / "key-node", dns_names=["localhost"])
-    engine = AggregateEngine(KEY_NODE, PROFILE, pool, limits=limits)
+    engine = AggregateEngine(KEY_NODE, profile_id, pool, limits=limits)
     node = KeyNode(
-        MatchingEngine(KEY_NODE.keys[:1], PROFILE, pool),
+        MatchingEngine(KEY_NODE.keys[:1], profile_id, pool),
         StateDir(tmp_path / "state"),
         network=NETWORK,
         aggregates=engine,

@@ -16,9 +16,9 @@ from keynode.errors import KeynodeError
 def _command_modules() -> list[ModuleType]:
     # Imported lazily so that `keynode --help` stays fast and one broken optional
     # feature cannot break the others.
-    from keynode.cli import account, admin, audit, demo, match, pki, serve
+    from keynode.cli import account, admin, aggregate, audit, demo, match, pki, serve
 
-    return [serve, match, demo, admin, account, audit, pki]
+    return [serve, match, aggregate, demo, admin, account, audit, pki]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from keynode import pki
+from keynode.aggregates.engine import AggregateEngine, SegmentedIdentifiers
 from keynode.broker.audience import SegmentDirectory
 from keynode.cli.options import add_identity_options, add_workers_option, load_table
 from keynode.crypto.batch import GroupPool
@@ -59,7 +60,10 @@ def register(commands: Any) -> None:
     node.add_argument("--database", metavar="URL", help="postgresql://... instead of SQLite")
     node.add_argument("--policy", type=Path, help="load this policy file at start (logged)")
     node.add_argument("--crl", type=Path, help="the network CRL (crl.pem) to honour")
-    node.add_argument("--segment-column", help="column with each member's segment (audiences)")
+    node.add_argument(
+        "--segment-column",
+        help="column with each member's segment (audiences and per-segment aggregates)",
+    )
     node.add_argument("--member-column", help="column with the member reference for campaigns")
     add_workers_option(parser)
     limits = MatchingLimits()
@@ -96,6 +100,16 @@ def _directory(args: argparse.Namespace, table: NormalisedTable) -> SegmentDirec
     return SegmentDirectory.from_columns(table.extra[args.segment_column], refs)
 
 
+def _aggregates(
+    args: argparse.Namespace, table: NormalisedTable, profile_id: str, pool: GroupPool
+) -> AggregateEngine | None:
+    """Partners' values per segment (keynode.v1.Aggregates) need the segment column."""
+    if not args.segment_column:
+        return None
+    identifiers = SegmentedIdentifiers.from_records(table.records, table.extra[args.segment_column])
+    return AggregateEngine(identifiers, profile_id, pool)
+
+
 def run(args: argparse.Namespace) -> int:
     extra = tuple(c for c in (args.segment_column, args.member_column) if c)
     profile, table = load_table(args.customers, args, extra)
@@ -114,7 +128,8 @@ def run(args: argparse.Namespace) -> int:
             _say(f"precomputing the blinded set for {partner} ...")
             engine.precompute(partner)
         if args.certs:
-            stop = _serve_node(args, engine, _directory(args, table), host)
+            aggregates = _aggregates(args, table, profile.profile_id, pool)
+            stop = _serve_node(args, engine, _directory(args, table), host, aggregates)
         else:
             running = start_matching_server(engine, args.listen)
             _say(f"keynode matching service on {host}:{running.port}, plaintext, no policy")
@@ -131,6 +146,7 @@ def _serve_node(
     engine: MatchingEngine,
     directory: SegmentDirectory | None,
     host: str,
+    aggregates: AggregateEngine | None = None,
 ) -> Callable[[], None]:
     cert_dir: Path = args.certs
     identity = pki.parse_identity(pki.read_certificate(cert_dir / "tls.crt"))
@@ -146,6 +162,7 @@ def _serve_node(
         database=args.database,
         directory=directory,
         crl=crl,
+        aggregates=aggregates,
     )
     if args.policy:
         body = pki.read_file(args.policy)

@@ -1,0 +1,63 @@
+"""``keynode aggregate`` against a live key node: JSON per segment, and clear input errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from aggregates_support import BANK_IDS, BANK_VALUES, AggregateNode, expected
+
+from keynode.cli.main import main
+from keynode.identity import get_profile
+
+
+@pytest.fixture
+def profile_id() -> str:
+    return get_profile("default").profile_id
+
+
+def write_bank(path: Path, rows: list[tuple[int, str, str]]) -> Path:
+    lines = ["email,spend,visits"] + [f"M{i}@Example.com,{a},{b}" for i, a, b in rows]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def args(live: AggregateNode, csv: Path, *extra: str) -> list[str]:
+    return [
+        "aggregate", str(csv), "--email", "email", "--value", "spend", "--value", "visits",
+        "--bits", "16", "--bits", "8", "--certs", str(live.certs("bank")),
+        "--server", live.target, "--server-name", "localhost", "--no-progress", *extra,
+    ]  # fmt: skip
+
+
+def test_the_report_has_every_segment_released_or_marked_suppressed(
+    live: AggregateNode, tmp_path: Path
+) -> None:
+    rows = [(i, str(a), str(b)) for i, (a, b) in zip(BANK_IDS, BANK_VALUES, strict=True)]
+    csv = write_bank(tmp_path / "bank.csv", rows)
+    out = tmp_path / "result.json"
+    assert main(args(live, csv, "--output", str(out))) == 0
+    report = json.loads(out.read_text())
+    assert report["min_cohort"] == 50 and report["key_bits"] == 2048
+    want = expected(BANK_IDS, BANK_VALUES, 50)
+    got = {
+        s["segment"]: (tuple(s["sums"].values()), s["count"]) if not s["suppressed"] else None
+        for s in report["segments"]
+    }
+    assert got == want
+    assert report["columns"] == [{"name": "spend", "bits": 16}, {"name": "visits", "bits": 8}]
+
+
+@pytest.mark.parametrize(
+    ("cell", "bits"), [("70000", "16"), ("-1", "16"), ("12.5", "16"), ("", "16"), ("3", "70")]
+)
+def test_a_value_outside_its_column_is_an_error_naming_the_row(
+    live: AggregateNode, tmp_path: Path, capsys: pytest.CaptureFixture[str], cell: str, bits: str
+) -> None:
+    csv = write_bank(tmp_path / "bank.csv", [(300, "1", "1"), (301, cell, "1")])
+    argv = args(live, csv)
+    argv[argv.index("16")] = bits
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "row 2, column 'spend'" in err if bits == "16" else "between 1 and 64" in err
