@@ -162,3 +162,28 @@ def test_calls_out_of_order_and_gaps_end_the_session(
         agg.upload_header(sid, [(1, bytes(32), bytes(64))])
     with pytest.raises(NotFound):
         agg.finish(sid)
+
+
+def test_one_segment_is_a_plain_intersection_sum_without_labels(
+    pool: GroupPool, partner_key: PaillierPrivateKey
+) -> None:
+    ids = SegmentedIdentifiers.from_records([[k] for k in KEY_NODE.keys], ["all"] * 400)
+    agg = AggregateEngine(ids, PROFILE, pool, limits=AggregateLimits(min_key_bits=1024))
+    sid = agg.open_session("bank", PROFILE, shape(partner_key), k=50).session_id
+    ((elements, labels, label_key),) = list(agg.request_chunks(sid))
+    assert labels == b"" and label_key == b""
+    holder = ValueHolder(BANK_RECORDS, BANK_VALUES, BITS, partner_key, pool)
+    header = holder.respond(AggregatorRequest(elements))
+    other = agg.open_session("bank", PROFILE, shape(partner_key), k=50).session_id
+    list(agg.request_chunks(other))
+    with pytest.raises(ProtocolError, match="label"):  # labels where none were sent
+        agg.upload_header(other, [(0, header.reblinded, bytes(64 * 400))])
+    agg.upload_header(sid, [(0, header.reblinded, b"")])
+    (chunk,) = list(holder.record_chunks(len(BANK_RECORDS)))
+    agg.upload_records(sid, [(0, chunk.elements, chunk.ciphertexts)])
+    release = agg.finish(sid)
+    assert release.suppressed == () and release.smallest_released == 100
+    ((_, ciphertext),) = release.released
+    (result,) = holder.result(AggregateResponse(((0, ciphertext),), ()))
+    shared = [row for i, row in zip(BANK_IDS, BANK_VALUES, strict=True) if i < 400]
+    assert result.sums == tuple(map(sum, zip(*shared, strict=True))) and result.count == 100

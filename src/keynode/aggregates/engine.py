@@ -179,6 +179,9 @@ class AggregateEngine:
         index = {name: i for i, name in enumerate(self.catalogue)}
         self._keys = identifiers.keys
         self._segment_ids = [index[s] for s in identifiers.segments]
+        # With one segment there is nothing to hide about membership: a plain
+        # intersection-sum without labels (their ElGamal work is most of the key node's).
+        self._labelled = len(self.catalogue) > 1
         self._pool = pool
         self._clock = clock
         self._lock = threading.Lock()
@@ -224,8 +227,8 @@ class AggregateEngine:
             self._keys,
             self._pool,
             policy,
-            segments=self._segment_ids,
-            catalogue=range(len(self.catalogue)),
+            segments=self._segment_ids if self._labelled else None,
+            catalogue=range(len(self.catalogue)) if self._labelled else None,
         )
         with self._lock:
             self._expire_locked()
@@ -337,7 +340,8 @@ class AggregateEngine:
         """Step 1: ``(elements, labels, label key)`` slices of the blinded, labelled set.
 
         The blinding runs here, not at open, so that a slow key node set cannot hold up a
-        short call. The label key comes with the first slice only.
+        short call. The label key comes with the first slice only; with a single segment
+        there are no labels (empty bytes).
         """
         session = self._claim(session_id, _Stage.OPEN)
         try:
@@ -345,13 +349,12 @@ class AggregateEngine:
         except BaseException:
             self._drop(session_id)
             raise
-        assert request.labels is not None and request.label_key is not None
         session.stage, session.busy = _Stage.REQUESTED, False
         step = self.limits.max_chunk_elements
-        key = request.label_key
+        key, all_labels = request.label_key or b"", request.labels or b""
         for start in range(0, len(self._keys), step):
             elements = request.elements[start * ELEMENT_BYTES : (start + step) * ELEMENT_BYTES]
-            labels = request.labels[start * LABEL_BYTES : (start + step) * LABEL_BYTES]
+            labels = all_labels[start * LABEL_BYTES : (start + step) * LABEL_BYTES]
             yield elements, labels, key
             key = b""
 
@@ -367,8 +370,8 @@ class AggregateEngine:
                     raise ProtocolError(f"chunk {sequence} arrived where {i} was expected")
                 if len(part) % ELEMENT_BYTES or count > step:
                     raise ProtocolError(f"a chunk holds whole elements, at most {step}")
-                if len(part_labels) != count * LABEL_BYTES:
-                    raise ProtocolError("one label per element is needed")
+                if len(part_labels) != (count * LABEL_BYTES if self._labelled else 0):
+                    raise ProtocolError("one label per element is needed (none for one segment)")
                 if len(elements) // ELEMENT_BYTES + count > expected:
                     raise ProtocolError("more elements than the key node sent")
                 elements += part
@@ -381,7 +384,7 @@ class AggregateEngine:
                     width=shape.record_width,
                     record_count=shape.record_count,
                     reblinded=bytes(elements),
-                    reblinded_labels=bytes(labels),
+                    reblinded_labels=bytes(labels) if self._labelled else None,
                 )
             )
         except BaseException:

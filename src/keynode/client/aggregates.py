@@ -142,13 +142,14 @@ class AggregatesClient:
             labels += chunk.labels
             label_key = label_key or chunk.label_key
             bars.download.update(len(chunk.elements) // ELEMENT_BYTES)
-        header = holder.respond(AggregatorRequest(bytes(elements), bytes(labels), label_key))
-        assert header.reblinded_labels is not None
+        # With a single segment the key node sends no labels (a plain intersection-sum).
+        request = AggregatorRequest(bytes(elements), bytes(labels) or None, label_key or None)
+        header = holder.respond(request)
         self._stub.UploadHeader(
             _header_chunks(
                 opened.session_id,
                 header.reblinded,
-                header.reblinded_labels,
+                header.reblinded_labels or b"",
                 opened.max_chunk_elements,
             ),
             timeout=self._stream_timeout,
