@@ -9,6 +9,10 @@ the split — ``ecdh_s`` (all hashing and blinding, both sides), ``encryption_s`
 transport here (the gRPC service is separate); ``transfer_bytes`` is what would travel.
 
 Usage: ``python bench/intersection_sum.py --size 20000 [--workers 2]``
+
+``--transport grpc`` runs it end to end over loopback gRPC with mTLS instead (see
+:mod:`intersection_sum_grpc`): the key node in its own process, serving Aggregates
+under the broker, and this process as the partner.
 """
 
 from __future__ import annotations
@@ -65,7 +69,13 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=20_000)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--chunk", type=int, default=4096, help="records per chunk")
+    parser.add_argument("--transport", choices=["none", "grpc"], default="none")
     args = parser.parse_args()
+    if args.transport == "grpc":
+        from intersection_sum_grpc import run_over_grpc
+
+        print(json.dumps(run_over_grpc(args.size, args.workers)))
+        return
     n = args.size
     holder_ids = [f"customer-{i}@example.org".encode() for i in range(n)]
     aggregator_ids = [f"customer-{i}@example.org".encode() for i in range(n // 2, n + n // 2)]
