@@ -216,6 +216,8 @@ class AggregateEngine:
         if shape.epsilon is not None and self.budget(partner).remaining < shape.epsilon:
             raise LimitExceeded("the privacy budget for this partner is spent")
         record_bytes = shape.record_width * ELEMENT_BYTES + public_key.ciphertext_bytes
+        per_chunk = max(1, limits.max_chunk_bytes // record_bytes)
+        self._check_capacity()  # before the per-session work below
         policy = AggregatePolicy(
             k=k,
             epsilon=shape.epsilon,
@@ -231,17 +233,10 @@ class AggregateEngine:
             catalogue=range(len(self.catalogue)) if self._labelled else None,
         )
         with self._lock:
-            self._expire_locked()
-            if len(self._sessions) >= limits.max_sessions:
-                raise LimitExceeded("too many open aggregate sessions; try again later")
+            self._check_capacity_locked()
             session_id = secrets.token_urlsafe(18)
             self._sessions[session_id] = _Session(
-                partner,
-                shape,
-                aggregator,
-                self._clock(),
-                max(1, limits.max_chunk_bytes // record_bytes),
-                grant,
+                partner, shape, aggregator, self._clock(), per_chunk, grant
             )
         log.info(
             "aggregate session %s opened for %s (%d records)",
@@ -254,9 +249,18 @@ class AggregateEngine:
             self.catalogue,
             len(self._keys),
             limits.max_chunk_elements,
-            self._sessions[session_id].max_chunk_records,
+            per_chunk,
             k,
         )
+
+    def _check_capacity(self) -> None:
+        with self._lock:
+            self._check_capacity_locked()
+
+    def _check_capacity_locked(self) -> None:
+        self._expire_locked()
+        if len(self._sessions) >= self.limits.max_sessions:
+            raise LimitExceeded("too many open aggregate sessions; try again later")
 
     def _check_shape(self, shape: SessionShape) -> None:
         limits = self.limits
