@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
@@ -9,7 +10,9 @@ import pytest
 from aggregates_support import BANK_IDS, BANK_VALUES, AggregateNode, expected
 
 from keynode.cli.main import main
-from keynode.identity import get_profile
+from keynode.cli.serve import _aggregates
+from keynode.crypto.batch import GroupPool
+from keynode.identity import get_profile, read_table
 
 
 @pytest.fixture
@@ -61,3 +64,15 @@ def test_a_value_outside_its_column_is_an_error_naming_the_row(
     assert main(argv) == 1
     err = capsys.readouterr().err
     assert "row 2, column 'spend'" in err if bits == "16" else "between 1 and 64" in err
+
+
+def test_serve_builds_the_aggregates_engine_from_the_segment_column(tmp_path: Path) -> None:
+    csv = tmp_path / "loyalty.csv"
+    csv.write_text("email,segment\na@example.com,gold\nb@example.com,\nc@example.com,silver\n")
+    profile = get_profile("default")
+    table = read_table(csv, {"email": "email"}, profile, ("segment",))
+    with GroupPool(1) as pool:
+        none = _aggregates(argparse.Namespace(segment_column=None), table, "p", pool)
+        engine = _aggregates(argparse.Namespace(segment_column="segment"), table, "p", pool)
+    assert none is None and engine is not None
+    assert engine.catalogue == ("gold", "silver") and engine.key_node_elements == 2

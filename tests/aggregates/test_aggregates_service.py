@@ -287,3 +287,14 @@ def test_out_of_order_calls_and_other_partners_sessions_are_refused(
     assert denied.code() is grpc.StatusCode.PERMISSION_DENIED
     stub.CloseSession(ref)
     assert live.engine.open_sessions() == []
+
+
+def test_resignation_ends_the_partners_sessions(
+    live: AggregateNode, partner_key: PaillierPrivateKey
+) -> None:
+    stub = pb_grpc.AggregatesStub(live.channel("bank"))
+    grant = PartnerBrokerClient(live.channel("bank")).grant(OPERATION).token
+    stub.OpenSession(open_request(partner_key, grant))
+    assert [kind for _, _, kind, _ in live.node.sessions()] == ["aggregate"]
+    live.node.broker.resign("bank", "contract-ended", actor="test")
+    assert live.engine.open_sessions() == []
