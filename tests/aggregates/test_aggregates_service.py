@@ -298,3 +298,19 @@ def test_resignation_ends_the_partners_sessions(
     assert [kind for _, _, kind, _ in live.node.sessions()] == ["aggregate"]
     live.node.broker.resign("bank", "contract-ended", actor="test")
     assert live.engine.open_sessions() == []
+
+
+@pytest.mark.parametrize(
+    ("released", "suppressed"),
+    [(["gold"], ["silver"]), (["gold", "silver"], ["silver", "bronze"]), (["x"], [])],
+    ids=["missing", "twice", "unknown"],
+)
+def test_a_result_must_name_each_catalogue_segment_once(
+    released: list[str], suppressed: list[str]
+) -> None:
+    result = pb.AggregateResult(
+        released=[pb.SegmentCiphertext(segment=s, ciphertext=b"") for s in released],
+        suppressed=suppressed,
+    )
+    with pytest.raises(ProtocolError, match="segment"):
+        _response(result, ("bronze", "gold", "silver"))

@@ -170,7 +170,7 @@ def _response(result: pb.AggregateResult, names: tuple[str, ...]) -> AggregateRe
         suppressed = tuple(index[s] for s in result.suppressed)
     except KeyError:
         raise ProtocolError("the result names a segment outside the catalogue") from None
-    if len(set(index[r.segment] for r in result.released) | set(suppressed)) != len(names):
+    if sorted([s for s, _ in released] + list(suppressed)) != list(range(len(names))):
         raise ProtocolError("the result must cover every catalogue segment once")
     return AggregateResponse(released, suppressed)
 
