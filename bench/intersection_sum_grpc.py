@@ -108,8 +108,7 @@ def key_node(root: Path, size: int, workers: int, conn: Connection) -> None:
 
 def partner(target: str, certs: Path, size: int, workers: int) -> dict[str, Any]:
     """The partner's run; returns the figures."""
-    from keynode.client.aggregates import AggregatesClient
-    from keynode.client.broker import PartnerBrokerClient
+    from keynode.client.aggregates import AggregatesClient, broker_grants
     from keynode.crypto.paillier import OwnerEncryptor, generate_keypair
     from keynode.crypto.paillier_pool import EncryptionPool
     from keynode.protocols import aggregate
@@ -140,12 +139,9 @@ def partner(target: str, certs: Path, size: int, workers: int) -> dict[str, Any]
         TimedEncryptionPool(OwnerEncryptor(private_key), workers) as encryption,
     ):
         start = time.perf_counter()
-        grant = PartnerBrokerClient(channel, target=target).grant(
-            "aggregate.segment", set_size=size
-        )
         outcome = client.aggregate(
             "bank", records, values, [32], private_key, PROFILE, pool,
-            grant=grant.token, encryption=encryption,
+            grants=broker_grants(channel, size, target), encryption=encryption,
         )  # fmt: skip
         total = time.perf_counter() - start
     channel.close()

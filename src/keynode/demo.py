@@ -22,7 +22,7 @@ from keynode import pki
 from keynode.aggregates.engine import AggregateEngine, SegmentedIdentifiers
 from keynode.auditlog import NoteVerifier, export_log, verify_log
 from keynode.broker.audience import SegmentDirectory
-from keynode.client.aggregates import AggregateOutcome, AggregatesClient
+from keynode.client.aggregates import AggregateOutcome, AggregatesClient, broker_grants
 from keynode.client.broker import OperatorClient, PartnerBrokerClient
 from keynode.client.matching import MatchingClient
 from keynode.crypto.batch import GroupPool
@@ -235,13 +235,11 @@ def _partner_turn(demo: _Demo, target: str, partner: PartyFile) -> list[Row]:
                 f"{len(lease.tokens):,} opaque tokens; campaign reached {reached}",
                 seconds=time.perf_counter() - started)
         )  # fmt: skip
-        rows.append(_aggregate_row(demo, target, partner, broker))
+        rows.append(_aggregate_row(demo, target, partner))
     return rows
 
 
-def _aggregate_row(
-    demo: _Demo, target: str, partner: PartyFile, broker: PartnerBrokerClient
-) -> Row:
+def _aggregate_row(demo: _Demo, target: str, partner: PartyFile) -> Row:
     """The partner's value column summed per key-node segment, checked in plaintext."""
     level, sample = LEVELS[partner.name], demo.aggregate_sample
     assert sample is not None
@@ -256,10 +254,11 @@ def _aggregate_row(
     started = time.perf_counter()
     _, private_key = generate_keypair(DEFAULT_KEY_BITS)
     with EncryptionPool(OwnerEncryptor(private_key), demo.pool.workers) as encryption:
-        grant = broker.grant("aggregate.segment", set_size=len(records)).token
-        outcome = AggregatesClient(_channel(demo, target, partner.name), target=target).aggregate(
+        channel = _channel(demo, target, partner.name)
+        outcome = AggregatesClient(channel, target=target).aggregate(
             _party_name(partner.name), records, values, [VALUE_BITS], private_key,
-            demo.profile.profile_id, demo.pool, grant=grant, encryption=encryption,
+            demo.profile.profile_id, demo.pool, encryption=encryption,
+            grants=broker_grants(channel, len(records), target),
         )  # fmt: skip
     got = {r.segment: None if r.suppressed else (r.sums, r.count) for r in outcome.segments}
     shown = ", ".join(

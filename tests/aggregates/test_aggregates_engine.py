@@ -64,7 +64,7 @@ def test_a_whole_session_in_process_equals_the_plaintext_computation(
     pool: GroupPool, partner_key: PaillierPrivateKey
 ) -> None:
     agg = engine(pool, max_chunk_elements=100)
-    opened = agg.open_session("bank", PROFILE, shape(partner_key), k=50, grant="g")
+    opened = agg.open_session("bank", PROFILE, shape(partner_key), k=50)
     assert opened.segments == ("bronze", "gold", "silver") and opened.k == 50
     parts = list(agg.request_chunks(opened.session_id))
     assert len(parts) == 4 and parts[0][2] and not parts[1][2]  # the label key comes once
@@ -96,7 +96,7 @@ def test_a_whole_session_in_process_equals_the_plaintext_computation(
     rest = [(n + 1, c.elements, c.ciphertexts) for n, c in enumerate(chunks[1:])]
     assert agg.upload_records(opened.session_id, rest) == len(BANK_RECORDS)
     release = agg.finish(opened.session_id)
-    assert release.grant == "g" and release.suppressed == ("bronze", "gold")
+    assert release.suppressed == ("bronze", "gold")
     assert release.input_count == len(BANK_RECORDS) and release.smallest_released == 80
     index = {name: i for i, name in enumerate(opened.segments)}
     results = holder.result(

@@ -26,7 +26,12 @@ from aggregates_support import (
 
 from keynode.auditlog import decode_entry
 from keynode.auditlog.entries import EntryType
-from keynode.client.aggregates import AggregateOutcome, AggregatesClient, _response
+from keynode.client.aggregates import (
+    AggregateOutcome,
+    AggregatesClient,
+    _response,
+    broker_grants,
+)
 from keynode.client.broker import PartnerBrokerClient
 from keynode.crypto.batch import GroupPool
 from keynode.crypto.paillier import PaillierPrivateKey, generate_keypair
@@ -49,10 +54,10 @@ def aggregate(
     epsilon: Fraction | None = None,
 ) -> AggregateOutcome:
     channel = live.channel(name)
-    grant = PartnerBrokerClient(channel).grant(OPERATION, set_size=len(records)).token
     return AggregatesClient(channel, target=live.target).aggregate(
-        name, records, values, BITS, private_key, PROFILE, pool, grant=grant, epsilon=epsilon
-    )
+        name, records, values, BITS, private_key, PROFILE, pool,
+        grants=broker_grants(channel, len(records)), epsilon=epsilon,
+    )  # fmt: skip
 
 
 def as_dict(outcome: AggregateOutcome) -> dict[str, tuple[tuple[int, ...], int] | None]:
@@ -137,6 +142,10 @@ def test_bad_public_keys_are_refused(
     assert caught.value.details() == "invalid public key"
 
 
+def grant_for(live: AggregateNode, name: str = "bank") -> bytes:
+    return bytes(PartnerBrokerClient(live.channel(name)).grant(OPERATION).token)
+
+
 def open_request(
     private_key: PaillierPrivateKey, grant: bytes, partner: str = "bank"
 ) -> pb.OpenAggregateRequest:
@@ -156,9 +165,10 @@ class RawSession:
 
     def __init__(self, live: AggregateNode, pool: GroupPool, private_key: PaillierPrivateKey):
         channel = live.channel("bank")
+        self.live = live
         self.stub = pb_grpc.AggregatesStub(channel)
-        grant = PartnerBrokerClient(channel).grant(OPERATION).token
-        self.opened = self.stub.OpenSession(open_request(private_key, grant))
+        self.opening_grant = grant_for(live)
+        self.opened = self.stub.OpenSession(open_request(private_key, self.opening_grant))
         self.holder = ValueHolder(BANK_RECORDS, BANK_VALUES, BITS, private_key, pool)
         self.ref = pb.AggregateSessionRef(session_id=self.opened.session_id)
         chunks = list(self.stub.DownloadRequest(self.ref))
@@ -192,6 +202,11 @@ class RawSession:
             elements=whole.elements if elements is None else elements,
             ciphertexts=whole.ciphertexts if ciphertexts is None else ciphertexts,
         )
+
+    def finish(self) -> pb.AggregateResult:
+        request = pb.FinishRequest(session_id=self.ref.session_id, grant=grant_for(self.live))
+        result: pb.AggregateResult = self.stub.Finish(request)
+        return result
 
     def upload(self, *chunks: pb.RecordChunk) -> pb.UploadRecordsResponse:
         result: pb.UploadRecordsResponse = self.stub.UploadRecords(iter(chunks))
@@ -238,7 +253,7 @@ def test_malformed_record_streams_end_the_session_and_the_node_keeps_serving(
     assert error.code() is grpc.StatusCode.INVALID_ARGUMENT
     if tamper is _zeroed:
         assert error.details() == "invalid ciphertext"
-    assert _refused(lambda: session.stub.Finish(session.ref)).code() is grpc.StatusCode.NOT_FOUND
+    assert _refused(session.finish).code() is grpc.StatusCode.NOT_FOUND
     assert live.engine.open_sessions() == []
     assert as_dict(aggregate(live, pool, partner_key)) == expected(BANK_IDS, BANK_VALUES, 50)
 
@@ -266,7 +281,7 @@ def test_foreign_key_ciphertexts_never_decrypt_to_a_number(
     except grpc.RpcError as err:  # out of range for our n^2: refused at once
         assert err.code() is grpc.StatusCode.INVALID_ARGUMENT
         return
-    result = session.stub.Finish(session.ref)
+    result = session.finish()
     response = _response(result, tuple(session.opened.segments))
     with pytest.raises(ProtocolError, match="invalid result"):
         session.holder.result(response)
@@ -279,7 +294,8 @@ def test_out_of_order_calls_and_other_partners_sessions_are_refused(
     grant = PartnerBrokerClient(live.channel("bank")).grant(OPERATION).token
     opened = stub.OpenSession(open_request(partner_key, grant))
     ref = pb.AggregateSessionRef(session_id=opened.session_id)
-    assert _refused(lambda: stub.Finish(ref)).code() is grpc.StatusCode.INVALID_ARGUMENT
+    finish = pb.FinishRequest(session_id=ref.session_id, grant=grant_for(live))
+    assert _refused(lambda: stub.Finish(finish)).code() is grpc.StatusCode.INVALID_ARGUMENT
     live.issue("media")
     live.enrol("media", 4)
     other = pb_grpc.AggregatesStub(live.channel("media"))
@@ -314,3 +330,19 @@ def test_a_result_must_name_each_catalogue_segment_once(
     )
     with pytest.raises(ProtocolError, match="segment"):
         _response(result, ("bronze", "gold", "silver"))
+
+
+def test_finish_needs_a_fresh_grant_of_its_own(
+    live: AggregateNode, pool: GroupPool, partner_key: PaillierPrivateKey
+) -> None:
+    session = RawSession(live, pool, partner_key)
+    session.upload(session.chunk())
+    spent = pb.FinishRequest(session_id=session.ref.session_id, grant=session.opening_grant)
+    refused = _refused(lambda: session.stub.Finish(spent))
+    assert refused.code() is grpc.StatusCode.UNAUTHENTICATED
+    response = _response(session.finish(), tuple(session.opened.segments))
+    got = {
+        session.opened.segments[r.segment]: None if r.suppressed else (r.sums, r.count)
+        for r in session.holder.result(response)
+    }
+    assert got == expected(BANK_IDS, BANK_VALUES, 50)

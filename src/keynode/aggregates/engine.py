@@ -128,7 +128,6 @@ class OpenedAggregate:
 class Release:
     """A finished session: what may leave, and the counts its release is logged with.
 
-    ``grant`` is what the session was opened under (kept opaque here).
     ``smallest_released`` is the number of shared records in the smallest released
     segment (0 when every segment is suppressed): the cohort the release is judged by.
     """
@@ -137,7 +136,6 @@ class Release:
     suppressed: tuple[str, ...]
     input_count: int
     smallest_released: int
-    grant: object = None
 
 
 class _Stage(Enum):
@@ -153,7 +151,6 @@ class _Session:
     aggregator: Aggregator
     opened_at: float
     max_chunk_records: int
-    grant: object
     stage: _Stage = _Stage.OPEN
     busy: bool = False
     next_sequence: int = 0
@@ -196,7 +193,7 @@ class AggregateEngine:
     # -- sessions ---------------------------------------------------------------------
 
     def open_session(
-        self, partner: str, profile_id: str, shape: SessionShape, *, k: int, grant: object = None
+        self, partner: str, profile_id: str, shape: SessionShape, *, k: int
     ) -> OpenedAggregate:
         """Check the partner's shape, key and budget against the limits; start a session."""
         if profile_id != self.profile_id:
@@ -236,7 +233,7 @@ class AggregateEngine:
             self._check_capacity_locked()
             session_id = secrets.token_urlsafe(18)
             self._sessions[session_id] = _Session(
-                partner, shape, aggregator, self._clock(), per_chunk, grant
+                partner, shape, aggregator, self._clock(), per_chunk
             )
         log.info(
             "aggregate session %s opened for %s (%d records)",
@@ -446,7 +443,6 @@ class AggregateEngine:
             suppressed=tuple(names[s] for s in response.suppressed),
             input_count=session.shape.record_count,
             smallest_released=min((counts[s] for s, _ in response.released), default=0),
-            grant=session.grant,
         )
 
 

@@ -2,7 +2,10 @@
 
 Every call is authorised like the Matching service: the partner is the one in the
 caller's mTLS certificate, enrolled with the broker, and a session opens only with a
-grant for ``aggregate.segment``, whose ``min_cohort`` is the threshold ``k``. Noise
+grant for ``aggregate.segment``, whose ``min_cohort`` is the threshold ``k``. Grants
+are short-lived (minutes) and a million records take longer, so ``Finish`` needs a
+second, fresh grant: the release is decided and logged under it, at the partner's level
+at that moment. Noise
 (``epsilon``) is accepted only from a partner whose level also allows ``dp.aggregate``.
 The release is logged by the broker *before* the result leaves, with the partner's
 record count as input and the smallest released segment's shared-record count as the
@@ -89,9 +92,7 @@ class AggregatesServicer(pb_grpc.AggregatesServicer):
             public_key=request.public_key,
             epsilon=epsilon,
         )
-        opened = self.engine.open_session(
-            partner, request.profile_id, shape, k=grant.min_cohort, grant=grant
-        )
+        opened = self.engine.open_session(partner, request.profile_id, shape, k=grant.min_cohort)
         return pb.OpenAggregateResponse(
             session_id=opened.session_id,
             segments=opened.segments,
@@ -150,13 +151,15 @@ class AggregatesServicer(pb_grpc.AggregatesServicer):
 
     @grpc_errors
     def Finish(
-        self, request: pb.AggregateSessionRef, context: grpc.ServicerContext
+        self, request: pb.FinishRequest, context: grpc.ServicerContext
     ) -> pb.AggregateResult:
         self._owner(context, request.session_id)
+        partner = self.engine.session_partner(request.session_id)
+        grant = self._gate.admit(request.grant, partner, OPERATION)
         release = self.engine.finish(request.session_id)
         # Logged before anything leaves; refused (below_cohort) when all are suppressed.
         self._gate.release(
-            release.grant,
+            grant,
             input_count=release.input_count,
             released_count=release.smallest_released,
             params=f"aggregate\x00{request.session_id}\x00{len(release.released)}".encode(),

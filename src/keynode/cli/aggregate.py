@@ -12,11 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from keynode import pki
-from keynode.aggregates.service import OPERATION
 from keynode.cli.options import add_identity_options, add_workers_option, load_table
 from keynode.cli.remote import add_connection_options, channel_from
-from keynode.client.aggregates import AggregateOutcome, AggregatesClient
-from keynode.client.broker import PartnerBrokerClient
+from keynode.client.aggregates import AggregateOutcome, AggregatesClient, broker_grants
 from keynode.crypto.batch import GroupPool
 from keynode.crypto.paillier import DEFAULT_KEY_BITS, OwnerEncryptor, generate_keypair
 from keynode.crypto.paillier_pool import EncryptionPool
@@ -148,9 +146,6 @@ def run(args: argparse.Namespace) -> int:
         EncryptionPool(OwnerEncryptor(private_key), args.workers) as encryption,
         channel_from(args) as channel,
     ):
-        grant = PartnerBrokerClient(channel, target=args.server).grant(
-            OPERATION, set_size=len(table.records)
-        )
         outcome = AggregatesClient(channel, target=args.server).aggregate(
             partner,
             table.records,
@@ -159,7 +154,7 @@ def run(args: argparse.Namespace) -> int:
             private_key,
             profile.profile_id,
             pool,
-            grant=grant.token,
+            grants=broker_grants(channel, len(table.records), args.server),
             epsilon=args.epsilon,
             encryption=encryption,
             show_progress=show,

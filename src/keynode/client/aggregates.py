@@ -8,7 +8,7 @@ partner learns only the released sums and counts (see ``docs/aggregates.md``).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Never
@@ -16,6 +16,8 @@ from typing import Never
 import grpc
 from tqdm import tqdm
 
+from keynode.aggregates.service import OPERATION
+from keynode.client.broker import PartnerBrokerClient
 from keynode.crypto.batch import GroupPool
 from keynode.crypto.paillier import PaillierPrivateKey
 from keynode.crypto.paillier_pool import EncryptionPool
@@ -60,6 +62,12 @@ class AggregateOutcome:
     key_node_elements: int
 
 
+def broker_grants(channel: grpc.Channel, set_size: int, target: str = "") -> Callable[[], bytes]:
+    """A source of fresh ``aggregate.segment`` grants from the broker on ``channel``."""
+    broker = PartnerBrokerClient(channel, target=target)
+    return lambda: bytes(broker.grant(OPERATION, set_size=set_size).token)
+
+
 class AggregatesClient:
     """Runs segment-aggregate sessions against a key node's Aggregates service.
 
@@ -89,12 +97,16 @@ class AggregatesClient:
         profile_id: str,
         pool: GroupPool,
         *,
-        grant: bytes,
+        grants: Callable[[], bytes],
         epsilon: Fraction | None = None,
         encryption: EncryptionPool | None = None,
         show_progress: bool = False,
     ) -> AggregateOutcome:
-        """Run one session; ``values[i]`` are the columns of ``records[i]``."""
+        """Run one session; ``values[i]`` are the columns of ``records[i]``.
+
+        ``grants()`` returns a fresh ``aggregate.segment`` grant from the broker: one opens
+        the session, another (the first may have expired by then) covers the release.
+        """
         if not records:
             raise InputError("there are no records to aggregate")
         holder = ValueHolder(
@@ -104,7 +116,7 @@ class AggregatesClient:
             opened = self._stub.OpenSession(
                 pb.OpenAggregateRequest(
                     partner=partner,
-                    grant=grant,
+                    grant=grants(),
                     profile_id=profile_id,
                     record_count=len(records),
                     record_width=holder.width,
@@ -119,7 +131,7 @@ class AggregatesClient:
             raise error_from_rpc(err, self._target) from None
         bars = _Bars(show_progress, opened.key_node_element_count, len(records))
         try:
-            response = self._run(holder, opened, bars)
+            response = self._run(holder, opened, bars, grants)
         except grpc.RpcError as err:
             raise error_from_rpc(err, self._target) from None
         finally:
@@ -133,7 +145,11 @@ class AggregatesClient:
         )
 
     def _run(
-        self, holder: ValueHolder, opened: pb.OpenAggregateResponse, bars: _Bars
+        self,
+        holder: ValueHolder,
+        opened: pb.OpenAggregateResponse,
+        bars: _Bars,
+        grants: Callable[[], bytes],
     ) -> AggregateResponse:
         ref = pb.AggregateSessionRef(session_id=opened.session_id)
         elements, labels, label_key = bytearray(), bytearray(), b""
@@ -158,7 +174,8 @@ class AggregatesClient:
         batch = _Batches(opened.session_id, chunks, holder.width, bars)
         while batch.more():
             self._stub.UploadRecords(batch.next_call(), timeout=self._stream_timeout)
-        result = self._stub.Finish(ref, timeout=self._unary_timeout)
+        finish = pb.FinishRequest(session_id=opened.session_id, grant=grants())
+        result = self._stub.Finish(finish, timeout=self._unary_timeout)
         return _response(result, tuple(opened.segments))
 
 

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bkeynode/v1/aggregates.proto\x12\nkeynode.v1\"\xd7\x01\n\x14OpenAggregateRequest\x12\x0f\n\x07partner\x18\x01 \x01(\t\x12\r\n\x05grant\x18\x02 \x01(\x0c\x12\x12\n\nprofile_id\x18\x03 \x01(\t\x12\x14\n\x0crecord_count\x18\x04 \x01(\x04\x12\x14\n\x0crecord_width\x18\x05 \x01(\r\x12\x13\n\x0b\x63olumn_bits\x18\x06 \x03(\r\x12\x12\n\npublic_key\x18\x07 \x01(\x0c\x12\x19\n\x11\x65psilon_numerator\x18\x08 \x01(\x04\x12\x1b\n\x13\x65psilon_denominator\x18\t \x01(\x04\"\xa8\x01\n\x15OpenAggregateResponse\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x10\n\x08segments\x18\x02 \x03(\t\x12\x1e\n\x16key_node_element_count\x18\x03 \x01(\x04\x12\x1a\n\x12max_chunk_elements\x18\x04 \x01(\r\x12\x19\n\x11max_chunk_records\x18\x05 \x01(\r\x12\x12\n\nmin_cohort\x18\x06 \x01(\x04\")\n\x13\x41ggregateSessionRef\x12\x12\n\nsession_id\x18\x01 \x01(\t\"j\n\rLabelledChunk\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x10\n\x08sequence\x18\x02 \x01(\x04\x12\x10\n\x08\x65lements\x18\x03 \x01(\x0c\x12\x0e\n\x06labels\x18\x04 \x01(\x0c\x12\x11\n\tlabel_key\x18\x05 \x01(\x0c\"1\n\x14UploadHeaderResponse\x12\x19\n\x11received_elements\x18\x01 \x01(\x04\"Z\n\x0bRecordChunk\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x10\n\x08sequence\x18\x02 \x01(\x04\x12\x10\n\x08\x65lements\x18\x03 \x01(\x0c\x12\x13\n\x0b\x63iphertexts\x18\x04 \x01(\x0c\"1\n\x15UploadRecordsResponse\x12\x18\n\x10received_records\x18\x01 \x01(\x04\"8\n\x11SegmentCiphertext\x12\x0f\n\x07segment\x18\x01 \x01(\t\x12\x12\n\nciphertext\x18\x02 \x01(\x0c\"V\n\x0f\x41ggregateResult\x12/\n\x08released\x18\x01 \x03(\x0b\x32\x1d.keynode.v1.SegmentCiphertext\x12\x12\n\nsuppressed\x18\x02 \x03(\t\"\x18\n\x16\x43loseAggregateResponse2\xec\x03\n\nAggregates\x12R\n\x0bOpenSession\x12 .keynode.v1.OpenAggregateRequest\x1a!.keynode.v1.OpenAggregateResponse\x12O\n\x0f\x44ownloadRequest\x12\x1f.keynode.v1.AggregateSessionRef\x1a\x19.keynode.v1.LabelledChunk0\x01\x12M\n\x0cUploadHeader\x12\x19.keynode.v1.LabelledChunk\x1a .keynode.v1.UploadHeaderResponse(\x01\x12M\n\rUploadRecords\x12\x17.keynode.v1.RecordChunk\x1a!.keynode.v1.UploadRecordsResponse(\x01\x12\x46\n\x06\x46inish\x12\x1f.keynode.v1.AggregateSessionRef\x1a\x1b.keynode.v1.AggregateResult\x12S\n\x0c\x43loseSession\x12\x1f.keynode.v1.AggregateSessionRef\x1a\".keynode.v1.CloseAggregateResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bkeynode/v1/aggregates.proto\x12\nkeynode.v1\"\xd7\x01\n\x14OpenAggregateRequest\x12\x0f\n\x07partner\x18\x01 \x01(\t\x12\r\n\x05grant\x18\x02 \x01(\x0c\x12\x12\n\nprofile_id\x18\x03 \x01(\t\x12\x14\n\x0crecord_count\x18\x04 \x01(\x04\x12\x14\n\x0crecord_width\x18\x05 \x01(\r\x12\x13\n\x0b\x63olumn_bits\x18\x06 \x03(\r\x12\x12\n\npublic_key\x18\x07 \x01(\x0c\x12\x19\n\x11\x65psilon_numerator\x18\x08 \x01(\x04\x12\x1b\n\x13\x65psilon_denominator\x18\t \x01(\x04\"\xa8\x01\n\x15OpenAggregateResponse\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x10\n\x08segments\x18\x02 \x03(\t\x12\x1e\n\x16key_node_element_count\x18\x03 \x01(\x04\x12\x1a\n\x12max_chunk_elements\x18\x04 \x01(\r\x12\x19\n\x11max_chunk_records\x18\x05 \x01(\r\x12\x12\n\nmin_cohort\x18\x06 \x01(\x04\")\n\x13\x41ggregateSessionRef\x12\x12\n\nsession_id\x18\x01 \x01(\t\"j\n\rLabelledChunk\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x10\n\x08sequence\x18\x02 \x01(\x04\x12\x10\n\x08\x65lements\x18\x03 \x01(\x0c\x12\x0e\n\x06labels\x18\x04 \x01(\x0c\x12\x11\n\tlabel_key\x18\x05 \x01(\x0c\"1\n\x14UploadHeaderResponse\x12\x19\n\x11received_elements\x18\x01 \x01(\x04\"Z\n\x0bRecordChunk\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x10\n\x08sequence\x18\x02 \x01(\x04\x12\x10\n\x08\x65lements\x18\x03 \x01(\x0c\x12\x13\n\x0b\x63iphertexts\x18\x04 \x01(\x0c\"1\n\x15UploadRecordsResponse\x12\x18\n\x10received_records\x18\x01 \x01(\x04\"2\n\rFinishRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\r\n\x05grant\x18\x02 \x01(\x0c\"8\n\x11SegmentCiphertext\x12\x0f\n\x07segment\x18\x01 \x01(\t\x12\x12\n\nciphertext\x18\x02 \x01(\x0c\"V\n\x0f\x41ggregateResult\x12/\n\x08released\x18\x01 \x03(\x0b\x32\x1d.keynode.v1.SegmentCiphertext\x12\x12\n\nsuppressed\x18\x02 \x03(\t\"\x18\n\x16\x43loseAggregateResponse2\xe6\x03\n\nAggregates\x12R\n\x0bOpenSession\x12 .keynode.v1.OpenAggregateRequest\x1a!.keynode.v1.OpenAggregateResponse\x12O\n\x0f\x44ownloadRequest\x12\x1f.keynode.v1.AggregateSessionRef\x1a\x19.keynode.v1.LabelledChunk0\x01\x12M\n\x0cUploadHeader\x12\x19.keynode.v1.LabelledChunk\x1a .keynode.v1.UploadHeaderResponse(\x01\x12M\n\rUploadRecords\x12\x17.keynode.v1.RecordChunk\x1a!.keynode.v1.UploadRecordsResponse(\x01\x12@\n\x06\x46inish\x12\x19.keynode.v1.FinishRequest\x1a\x1b.keynode.v1.AggregateResult\x12S\n\x0c\x43loseSession\x12\x1f.keynode.v1.AggregateSessionRef\x1a\".keynode.v1.CloseAggregateResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -45,12 +45,14 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_RECORDCHUNK']._serialized_end=724
   _globals['_UPLOADRECORDSRESPONSE']._serialized_start=726
   _globals['_UPLOADRECORDSRESPONSE']._serialized_end=775
-  _globals['_SEGMENTCIPHERTEXT']._serialized_start=777
-  _globals['_SEGMENTCIPHERTEXT']._serialized_end=833
-  _globals['_AGGREGATERESULT']._serialized_start=835
-  _globals['_AGGREGATERESULT']._serialized_end=921
-  _globals['_CLOSEAGGREGATERESPONSE']._serialized_start=923
-  _globals['_CLOSEAGGREGATERESPONSE']._serialized_end=947
-  _globals['_AGGREGATES']._serialized_start=950
-  _globals['_AGGREGATES']._serialized_end=1442
+  _globals['_FINISHREQUEST']._serialized_start=777
+  _globals['_FINISHREQUEST']._serialized_end=827
+  _globals['_SEGMENTCIPHERTEXT']._serialized_start=829
+  _globals['_SEGMENTCIPHERTEXT']._serialized_end=885
+  _globals['_AGGREGATERESULT']._serialized_start=887
+  _globals['_AGGREGATERESULT']._serialized_end=973
+  _globals['_CLOSEAGGREGATERESPONSE']._serialized_start=975
+  _globals['_CLOSEAGGREGATERESPONSE']._serialized_end=999
+  _globals['_AGGREGATES']._serialized_start=1002
+  _globals['_AGGREGATES']._serialized_end=1488
 # @@protoc_insertion_point(module_scope)

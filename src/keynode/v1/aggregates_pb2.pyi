@@ -17,8 +17,10 @@ A session runs in five calls, in this order:
   4. UploadRecords (one or more calls, sequence numbers continue across calls): the
      partner's records, shuffled: b·H(w) per identifier, padded to record_width, and
      one Paillier ciphertext of the packed value columns plus a count column;
-  5. Finish: one re-randomised ciphertext per released segment and the names of the
-     suppressed ones. The release is logged by the broker before the reply leaves.
+  5. Finish, with a second, fresh grant (a session can outlive the first one): one
+     re-randomised ciphertext per released segment and the names of the suppressed
+     ones. The release is logged by the broker, under that grant, before the reply
+     leaves.
 Every message stays under 4 MiB: the server says how many elements and records a
 chunk may hold. Elements are 32-byte ristretto255 encodings, labels 64 bytes, and
 ciphertexts big-endian of exactly twice the key's byte length (512 bytes at 2048 bits).
@@ -223,6 +225,25 @@ class UploadRecordsResponse(google.protobuf.message.Message):
     def ClearField(self, field_name: typing.Literal["received_records", b"received_records"]) -> None: ...
 
 global___UploadRecordsResponse = UploadRecordsResponse
+
+@typing.final
+class FinishRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    SESSION_ID_FIELD_NUMBER: builtins.int
+    GRANT_FIELD_NUMBER: builtins.int
+    session_id: builtins.str
+    grant: builtins.bytes
+    """A fresh grant for "aggregate.segment": the release is decided and logged under it."""
+    def __init__(
+        self,
+        *,
+        session_id: builtins.str = ...,
+        grant: builtins.bytes = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["grant", b"grant", "session_id", b"session_id"]) -> None: ...
+
+global___FinishRequest = FinishRequest
 
 @typing.final
 class SegmentCiphertext(google.protobuf.message.Message):

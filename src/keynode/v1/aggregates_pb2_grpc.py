@@ -56,7 +56,7 @@ class AggregatesStub(object):
                 _registered_method=True)
         self.Finish = channel.unary_unary(
                 '/keynode.v1.Aggregates/Finish',
-                request_serializer=keynode_dot_v1_dot_aggregates__pb2.AggregateSessionRef.SerializeToString,
+                request_serializer=keynode_dot_v1_dot_aggregates__pb2.FinishRequest.SerializeToString,
                 response_deserializer=keynode_dot_v1_dot_aggregates__pb2.AggregateResult.FromString,
                 _registered_method=True)
         self.CloseSession = channel.unary_unary(
@@ -130,7 +130,7 @@ def add_AggregatesServicer_to_server(servicer, server):
             ),
             'Finish': grpc.unary_unary_rpc_method_handler(
                     servicer.Finish,
-                    request_deserializer=keynode_dot_v1_dot_aggregates__pb2.AggregateSessionRef.FromString,
+                    request_deserializer=keynode_dot_v1_dot_aggregates__pb2.FinishRequest.FromString,
                     response_serializer=keynode_dot_v1_dot_aggregates__pb2.AggregateResult.SerializeToString,
             ),
             'CloseSession': grpc.unary_unary_rpc_method_handler(
@@ -272,7 +272,7 @@ class Aggregates(object):
             request,
             target,
             '/keynode.v1.Aggregates/Finish',
-            keynode_dot_v1_dot_aggregates__pb2.AggregateSessionRef.SerializeToString,
+            keynode_dot_v1_dot_aggregates__pb2.FinishRequest.SerializeToString,
             keynode_dot_v1_dot_aggregates__pb2.AggregateResult.FromString,
             options,
             channel_credentials,

@@ -17,8 +17,10 @@ A session runs in five calls, in this order:
   4. UploadRecords (one or more calls, sequence numbers continue across calls): the
      partner's records, shuffled: b·H(w) per identifier, padded to record_width, and
      one Paillier ciphertext of the packed value columns plus a count column;
-  5. Finish: one re-randomised ciphertext per released segment and the names of the
-     suppressed ones. The release is logged by the broker before the reply leaves.
+  5. Finish, with a second, fresh grant (a session can outlive the first one): one
+     re-randomised ciphertext per released segment and the names of the suppressed
+     ones. The release is logged by the broker, under that grant, before the reply
+     leaves.
 Every message stays under 4 MiB: the server says how many elements and records a
 chunk may hold. Elements are 32-byte ristretto255 encodings, labels 64 bytes, and
 ciphertexts big-endian of exactly twice the key's byte length (512 bytes at 2048 bits).
@@ -61,7 +63,7 @@ class AggregatesStub:
     ]
 
     Finish: grpc.UnaryUnaryMultiCallable[
-        keynode.v1.aggregates_pb2.AggregateSessionRef,
+        keynode.v1.aggregates_pb2.FinishRequest,
         keynode.v1.aggregates_pb2.AggregateResult,
     ]
 
@@ -92,7 +94,7 @@ class AggregatesAsyncStub:
     ]
 
     Finish: grpc.aio.UnaryUnaryMultiCallable[
-        keynode.v1.aggregates_pb2.AggregateSessionRef,
+        keynode.v1.aggregates_pb2.FinishRequest,
         keynode.v1.aggregates_pb2.AggregateResult,
     ]
 
@@ -133,7 +135,7 @@ class AggregatesServicer(metaclass=abc.ABCMeta):
     @abc.abstractmethod
     def Finish(
         self,
-        request: keynode.v1.aggregates_pb2.AggregateSessionRef,
+        request: keynode.v1.aggregates_pb2.FinishRequest,
         context: _ServicerContext,
     ) -> typing.Union[keynode.v1.aggregates_pb2.AggregateResult, collections.abc.Awaitable[keynode.v1.aggregates_pb2.AggregateResult]]: ...
 
