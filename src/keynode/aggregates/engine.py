@@ -436,7 +436,7 @@ class AggregateEngine:
                     self._budgets[session.partner] = budget
         finally:
             self._drop(session_id)
-        counts = _shared_counts(session.aggregator)
+        counts = session.aggregator.shared_counts()
         names = self.catalogue
         return Release(
             released=tuple((names[s], c) for s, c in response.released),
@@ -444,12 +444,3 @@ class AggregateEngine:
             input_count=session.shape.record_count,
             smallest_released=min((counts[s] for s, _ in response.released), default=0),
         )
-
-
-def _shared_counts(aggregator: Aggregator) -> dict[int, int]:
-    """Shared records per segment, which the aggregator learns by design (see the
-    protocol's docstring) and the release is logged with. The protocol core keeps them
-    on its private state; it offers no accessor yet."""
-    state = aggregator._state
-    assert state is not None
-    return dict(state.counts)

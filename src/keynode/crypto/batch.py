@@ -90,10 +90,15 @@ class GroupPool:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _run(
+    def run(
         self, fn: Callable[..., bytes], items: Sequence[T], *args: object, step: int = 1
     ) -> bytes:
-        """Apply ``fn(slice, *args)`` over slices of ``items`` in parallel, results in order."""
+        """Apply ``fn(slice, *args)`` over slices of ``items`` in parallel, results in order.
+
+        ``fn`` must be a module-level function (it is pickled to the workers) returning
+        bytes; ``step`` is how many items make one unit (32 for packed elements), so
+        slices never cut a unit.
+        """
         n = len(items) // step
         if self._executor is None or n < 2 * MIN_SLICE:
             return fn(items, *args)
@@ -105,13 +110,13 @@ class GroupPool:
         return b"".join(f.result() for f in futures)
 
     def hash(self, messages: Sequence[bytes], dst: bytes) -> bytes:
-        return self._run(hash_many, messages, dst)
+        return self.run(hash_many, messages, dst)
 
     def blind(self, messages: Sequence[bytes], dst: bytes, scalar: bytes) -> bytes:
-        return self._run(_blind_slice, messages, dst, scalar)
+        return self.run(_blind_slice, messages, dst, scalar)
 
     def mult(self, scalar: bytes, packed: bytes) -> bytes:
-        return self._run(_mult_slice, packed, scalar, step=ELEMENT_BYTES)
+        return self.run(_mult_slice, packed, scalar, step=ELEMENT_BYTES)
 
     def mult_async(self, scalar: bytes, packed: bytes) -> Pending:
         """Start ``mult`` across the workers and return at once (pipelines a stream)."""

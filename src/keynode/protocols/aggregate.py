@@ -66,6 +66,7 @@ from keynode.crypto.paillier import (
 )
 from keynode.crypto.paillier_packing import PackingLayout
 from keynode.crypto.paillier_pool import EncryptionPool
+from keynode.crypto.secure_random import SecureRandom
 from keynode.errors import InputError, LimitExceeded, ProtocolError
 
 #: Domain separation for identifiers hashed in this protocol (RFC 9380 suite named).
@@ -111,8 +112,11 @@ def _add(p: bytes, q: bytes) -> bytes:
     return bytes(rbcl.crypto_core_ristretto255_add(p, q))
 
 
-def _rerandomize_labels(public: bytes, labels: bytes) -> list[bytes]:
-    """``(c1 + r·B, c2 + r·X)`` per label: same segment, unlinkable to the input."""
+def _rerandomize_labels(labels: bytes, public: bytes) -> bytes:
+    """``(c1 + r·B, c2 + r·X)`` per label: same segment, unlinkable to the input.
+
+    Module-level so that :meth:`GroupPool.run` can spread it over the workers.
+    """
     r255.check_element(public)
     out = []
     for i in range(0, len(labels), _LABEL):
@@ -122,7 +126,27 @@ def _rerandomize_labels(public: bytes, labels: bytes) -> list[bytes]:
         r = r255.random_scalar()
         rb = bytes(rbcl.crypto_scalarmult_ristretto255_base(r))
         out.append(_add(c1, rb) + _add(c2, r255.scalarmult(r, public)))
-    return out
+    return b"".join(out)
+
+
+def _encrypt_labels(segments: Sequence[int], public: bytes, elements: dict[int, bytes]) -> bytes:
+    """ElGamal encryptions of the segment elements, one 64-byte label per segment id."""
+    out = []
+    for segment in segments:
+        r = r255.random_scalar()
+        c1 = bytes(rbcl.crypto_scalarmult_ristretto255_base(r))
+        out.append(c1 + _add(elements[segment], r255.scalarmult(r, public)))
+    return b"".join(out)
+
+
+def _decrypt_labels(labels: bytes, secret: bytes) -> bytes:
+    """The segment elements inside the labels, packed (the caller maps them to segments)."""
+    out = []
+    for i in range(0, len(labels), _LABEL):
+        r255.check_element(labels[i + _E : i + _LABEL])
+        shared = r255.scalarmult(secret, labels[i : i + _E])
+        out.append(bytes(rbcl.crypto_core_ristretto255_sub(labels[i + _E : i + _LABEL], shared)))
+    return b"".join(out)
 
 
 class _LabelKey:
@@ -134,18 +158,17 @@ class _LabelKey:
         self._elements = {s: _segment_element(s) for s in catalogue}
         self._segments = {e: s for s, e in self._elements.items()}
 
-    def encrypt(self, segment: int) -> bytes:
-        r = r255.random_scalar()
-        c1 = bytes(rbcl.crypto_scalarmult_ristretto255_base(r))
-        return c1 + _add(self._elements[segment], r255.scalarmult(r, self.public))
+    def encrypt_all(self, segments: Sequence[int], pool: GroupPool) -> bytes:
+        """One label per segment id, computed on the worker pool."""
+        return pool.run(_encrypt_labels, segments, self.public, self._elements)
 
-    def decrypt(self, label: bytes) -> int:
-        r255.check_element(label[_E:])
-        shared = r255.scalarmult(self._secret, label[:_E])
-        element = bytes(rbcl.crypto_core_ristretto255_sub(label[_E:], shared))
-        if element not in self._segments:
-            raise ProtocolError("invalid segment label")
-        return self._segments[element]
+    def decrypt_all(self, labels: bytes, pool: GroupPool) -> list[int]:
+        """The segment of each label; a label of no catalogue segment is a protocol error."""
+        found = pool.run(_decrypt_labels, labels, self._secret, step=_LABEL)
+        try:
+            return [self._segments[found[i : i + _E]] for i in range(0, len(found), _E)]
+        except KeyError:
+            raise ProtocolError("invalid segment label") from None
 
 
 # -- messages -----------------------------------------------------------------------------
@@ -268,7 +291,7 @@ class Aggregator:
             raise InputError("a segment is missing from the catalogue")
         self.policy = policy
         self._pool = pool
-        self._rng = rng or random.SystemRandom()
+        self._rng = rng or SecureRandom()
         self._scalar = r255.random_scalar()
         self._labels = _LabelKey(self.catalogue) if self._segments is not None else None
         self._sent: int | None = None
@@ -282,7 +305,7 @@ class Aggregator:
         self._sent = len(order)
         if self._labels is None or self._segments is None:
             return AggregatorRequest(blinded)
-        labels = b"".join(self._labels.encrypt(self._segments[i]) for i in order)
+        labels = self._labels.encrypt_all([self._segments[i] for i in order], self._pool)
         return AggregatorRequest(blinded, labels, self._labels.public)
 
     def accept_header(self, header: HolderHeader) -> None:
@@ -312,10 +335,7 @@ class Aggregator:
         labels = header.reblinded_labels
         if labels is None or len(labels) != sent * _LABEL:
             raise ProtocolError("the holder returned the wrong number of labels")
-        return {
-            e: self._labels.decrypt(labels[j * _LABEL : (j + 1) * _LABEL])
-            for j, e in enumerate(elements)
-        }
+        return dict(zip(elements, self._labels.decrypt_all(labels, self._pool), strict=True))
 
     def add_records(self, chunk: RecordChunk) -> None:
         """Step 3: match one chunk and fold its matched ciphertexts into the running sums."""
@@ -342,6 +362,13 @@ class Aggregator:
                 c = pk.ciphertext_from_bytes(chunk.ciphertexts[j * size : (j + 1) * size])
                 state.sums[segment] = state.sums[segment] * c % pk.nsquare
                 state.counts[segment] += 1
+
+    def shared_counts(self) -> dict[int, int]:
+        """Shared records per segment so far: what the aggregator learns by design (it
+        applies ``k``) and what a release is logged with."""
+        if self._state is None:
+            raise ProtocolError("no records yet")
+        return dict(self._state.counts)
 
     def finish(
         self, budget: EpsilonBudget | None = None
@@ -408,7 +435,7 @@ class ValueHolder:
         self._encryption = encryption or EncryptionPool(OwnerEncryptor(private_key), workers=1)
         if self._encryption.public_key != private_key.public_key:
             raise InputError("the encryption pool is for another key")
-        self._rng = rng or random.SystemRandom()
+        self._rng = rng or SecureRandom()
         self._scalar = r255.random_scalar()
         self.width = max((len(r) for r in records), default=1)
 
@@ -426,8 +453,10 @@ class ValueHolder:
                 raise ProtocolError("labels need a label key")
             if len(request.labels) != n * _LABEL:
                 raise ProtocolError("one label per element is needed")
-            fresh = _rerandomize_labels(request.label_key, request.labels)
-            labels = b"".join(fresh[i] for i in order)
+            fresh = self._pool.run(
+                _rerandomize_labels, request.labels, request.label_key, step=_LABEL
+            )
+            labels = b"".join(fresh[i * _LABEL : (i + 1) * _LABEL] for i in order)
         return HolderHeader(
             public_key=self._key.public_key.to_bytes(),
             column_bits=self._column_bits,
