@@ -31,6 +31,7 @@ from dataclasses import dataclass
 
 from keynode.crypto.batch import GroupPool, Pending
 from keynode.crypto.ristretto255 import ELEMENT_BYTES, random_element, random_scalar
+from keynode.crypto.secure_random import SecureRandom
 from keynode.errors import InputError, LimitExceeded, ProtocolError
 
 #: Domain-separation tag: names keynode, the protocol, its version and the RFC 9380 suite.
@@ -178,7 +179,7 @@ class KeyNodeSession:
         self.max_chunk_elements = max_chunk_elements
         self._scalar = scalar
         self._pool = pool
-        self._rng = rng if rng is not None else random.SystemRandom()
+        self._rng = rng if rng is not None else SecureRandom()
         self._next_sequence = 0
         self._received = 0
         self._pending: list[Pending] = []
@@ -252,7 +253,7 @@ def blind_key_node_set(
     """``b·H(y)`` for the key node's hashed identifiers, shuffled (cacheable per scalar)."""
     blinded = pool.mult(scalar, hashed)
     elements = [blinded[i : i + ELEMENT_BYTES] for i in range(0, len(blinded), ELEMENT_BYTES)]
-    (rng if rng is not None else random.SystemRandom()).shuffle(elements)
+    (rng if rng is not None else SecureRandom()).shuffle(elements)
     return b"".join(elements)
 
 
