@@ -24,6 +24,7 @@ from keynode.auditlog import NoteVerifier, export_log, verify_log
 from keynode.broker.audience import SegmentDirectory
 from keynode.client.aggregates import AggregateOutcome, AggregatesClient, broker_grants
 from keynode.client.broker import OperatorClient, PartnerBrokerClient
+from keynode.client.hashed import HashedOverlapClient
 from keynode.client.matching import MatchingClient
 from keynode.crypto.batch import GroupPool
 from keynode.crypto.paillier import DEFAULT_KEY_BITS, OwnerEncryptor, generate_keypair
@@ -49,6 +50,8 @@ LEVELS = {
     "media": 2,
 }
 RESIGNS = "fuel"
+#: Partners that use the cheaper, weaker hashed overlap instead of ECDH-PSI.
+HASHED = {"media"}
 AUDIENCE_SEGMENT = "gold"
 #: Per-segment aggregates run over the first this many key-node members and partner rows.
 #: A sample, so that the default demo stays around a minute: at 2048 bits (the security
@@ -158,6 +161,7 @@ def run_demo(
             StateDir(Path(tmp) / "state"),
             network=NETWORK,
             directory=directory,
+            hashed_keys=keys,
             aggregates=aggregates,
         )
         port = node.start("127.0.0.1:0", demo.certs("key-node"))
@@ -199,7 +203,9 @@ def _partner_turn(demo: _Demo, target: str, partner: PartyFile) -> list[Row]:
     beyond = Variant.MEMBERSHIP if best is Variant.CARDINALITY else None
     if level < 2:
         beyond, best = Variant.CARDINALITY, None  # type: ignore[assignment]
-    if best is not None:
+    if best is not None and partner.name in HASHED:
+        rows.append(_hashed_row(demo, channel, broker, partner, table.records, best))
+    elif best is not None:
         demo.say(
             f"{partner.name} (level {level}): {OPERATIONS[best]} on {len(table.records):,} records"
         )
@@ -237,6 +243,29 @@ def _partner_turn(demo: _Demo, target: str, partner: PartyFile) -> list[Row]:
         )  # fmt: skip
         rows.append(_aggregate_row(demo, target, partner))
     return rows
+
+
+def _hashed_row(
+    demo: _Demo,
+    channel: grpc.Channel,
+    broker: PartnerBrokerClient,
+    partner: PartyFile,
+    records: list[tuple[bytes, ...]],
+    variant: Variant,
+) -> Row:
+    """The hashed overlap: keyed digests matched by the broker (faster, weaker)."""
+    membership = variant is Variant.MEMBERSHIP
+    operation = OPERATIONS[variant] + ".hashed"
+    demo.say(f"{partner.name} (level {LEVELS[partner.name]}): {operation} on {len(records):,}")
+    started = time.perf_counter()
+    grant = broker.grant(operation, set_size=len(records)).token
+    result = HashedOverlapClient(channel).match(
+        records, demo.profile.profile_id, grant, membership=membership
+    )
+    return Row(
+        partner.name, LEVELS[partner.name], operation, f"{result.overlap:,} shared",
+        len(records), result.overlap, partner.expected_overlap, time.perf_counter() - started,
+    )  # fmt: skip
 
 
 def _aggregate_row(demo: _Demo, target: str, partner: PartyFile) -> Row:

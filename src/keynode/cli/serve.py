@@ -129,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
             engine.precompute(partner)
         if args.certs:
             aggregates = _aggregates(args, table, profile.profile_id, pool)
-            stop = _serve_node(args, engine, _directory(args, table), host, aggregates)
+            stop = _serve_node(args, engine, keys, _directory(args, table), host, aggregates)
         else:
             running = start_matching_server(engine, args.listen)
             _say(f"keynode matching service on {host}:{running.port}, plaintext, no policy")
@@ -144,6 +144,7 @@ def run(args: argparse.Namespace) -> int:
 def _serve_node(
     args: argparse.Namespace,
     engine: MatchingEngine,
+    keys: list[bytes],
     directory: SegmentDirectory | None,
     host: str,
     aggregates: AggregateEngine | None = None,
@@ -162,6 +163,7 @@ def _serve_node(
         database=args.database,
         directory=directory,
         crl=crl,
+        hashed_keys=keys,
         aggregates=aggregates,
     )
     if args.policy:
