@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 import time
 from collections.abc import Sequence
 from fractions import Fraction
@@ -12,7 +10,14 @@ from pathlib import Path
 from typing import Any
 
 from keynode import pki
-from keynode.cli.options import add_identity_options, add_workers_option, load_table
+from keynode.cli.options import (
+    add_identity_options,
+    add_report_options,
+    add_workers_option,
+    load_table,
+    show_progress,
+    write_report,
+)
 from keynode.cli.remote import add_connection_options, channel_from
 from keynode.client.aggregates import AggregateOutcome, AggregatesClient, broker_grants
 from keynode.crypto.batch import GroupPool
@@ -73,12 +78,7 @@ def register(commands: Any) -> None:
         default=DEFAULT_KEY_BITS,
         help="Paillier modulus size of the fresh key (default: %(default)s)",
     )
-    parser.add_argument(
-        "--output", type=Path, help="write the result as JSON here (default: standard output)"
-    )
-    parser.add_argument(
-        "--no-progress", action="store_true", help="no progress bars (they go to stderr)"
-    )
+    add_report_options(parser)
     add_workers_option(parser)
     parser.set_defaults(run=run)
 
@@ -138,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
     bits = column_bits(columns, args.bits)
     profile, table = load_table(args.input, args, tuple(columns))
     values = value_rows(table, columns, bits)
-    show = not args.no_progress and sys.stderr.isatty()
+    show = show_progress(args)
     started = time.perf_counter()
     _, private_key = generate_keypair(args.key_bits)
     with (
@@ -168,17 +168,9 @@ def run(args: argparse.Namespace) -> int:
         epsilon=str(args.epsilon) if args.epsilon else None,
         seconds=round(time.perf_counter() - started, 3),
     )
-    text = json.dumps(report, indent=2)
-    if args.output:
-        args.output.write_text(text + "\n")
-        released = sum(not s.suppressed for s in outcome.segments)
-        print(
-            f"{partner}: {released} of {len(outcome.segments)} segments released; "
-            f"wrote {args.output}",
-            file=sys.stderr,
-        )
-    else:
-        print(text)
+    released = sum(not s.suppressed for s in outcome.segments)
+    summary = f"{partner}: {released} of {len(outcome.segments)} segments released"
+    write_report(args, report, summary)
     return 0
 
 

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from keynode import pki
-from keynode.cli.options import add_identity_options, add_workers_option, load_table
+from keynode.cli.options import (
+    add_identity_options,
+    add_report_options,
+    add_workers_option,
+    load_table,
+    show_progress,
+    write_report,
+)
 from keynode.cli.remote import add_connection_options, channel_from
 from keynode.client.broker import PartnerBrokerClient
 from keynode.client.matching import MatchingClient
@@ -46,12 +51,7 @@ def register(commands: Any) -> None:
         action="store_true",
         help="learn which of your rows are shared (needs a level that allows it)",
     )
-    parser.add_argument(
-        "--output", type=Path, help="write the result as JSON here (default: standard output)"
-    )
-    parser.add_argument(
-        "--no-progress", action="store_true", help="no progress bars (they go to stderr)"
-    )
+    add_report_options(parser)
     add_workers_option(parser)
     parser.set_defaults(run=run)
 
@@ -86,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
             variant,
             pool,
             grant=grant,
-            show_progress=not args.no_progress and sys.stderr.isatty(),
+            show_progress=show_progress(args),
         )
     report: dict[str, object] = {
         "partner": partner,
@@ -99,14 +99,5 @@ def run(args: argparse.Namespace) -> int:
     }
     if result.shared_records is not None:
         report["shared_rows"] = [table.row_numbers[i] for i in result.shared_records]
-    text = json.dumps(report, indent=2)
-    if args.output:
-        args.output.write_text(text + "\n")
-        print(
-            f"{partner}: {result.overlap} of {len(table.records)} records shared; "
-            f"wrote {args.output}",
-            file=sys.stderr,
-        )
-    else:
-        print(text)
+    write_report(args, report, f"{partner}: {result.overlap} of {len(table.records)} shared")
     return 0

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import sys
 from pathlib import Path
 
 from keynode.errors import InputError
@@ -60,3 +62,27 @@ def load_table(
     if not table.records:
         raise InputError(f"{path}: no row has a usable identifier ({table.total_rows} rows read)")
     return profile, table
+
+
+def add_report_options(parser: argparse.ArgumentParser) -> None:
+    """Where the JSON report goes, and whether to draw progress bars."""
+    parser.add_argument(
+        "--output", type=Path, help="write the result as JSON here (default: standard output)"
+    )
+    parser.add_argument(
+        "--no-progress", action="store_true", help="no progress bars (they go to stderr)"
+    )
+
+
+def show_progress(args: argparse.Namespace) -> bool:
+    return not args.no_progress and sys.stderr.isatty()
+
+
+def write_report(args: argparse.Namespace, report: dict[str, object], summary: str) -> None:
+    """The JSON report to ``--output`` (with a one-line summary on stderr), else stdout."""
+    text = json.dumps(report, indent=2)
+    if args.output:
+        args.output.write_text(text + "\n")
+        print(f"{summary}; wrote {args.output}", file=sys.stderr)
+    else:
+        print(text)

@@ -11,13 +11,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Never
 
 import grpc
-from tqdm import tqdm
 
 from keynode.aggregates.service import OPERATION
 from keynode.client.broker import PartnerBrokerClient
+from keynode.client.progress import progress_bar
 from keynode.crypto.batch import GroupPool
 from keynode.crypto.paillier import PaillierPrivateKey
 from keynode.crypto.paillier_pool import EncryptionPool
@@ -241,22 +240,9 @@ class _Bars:
     """Progress bars (silent unless asked)."""
 
     def __init__(self, show: bool, key_node_elements: int, records: int) -> None:
-        self.download = _bar(show, key_node_elements, "key node set", "el", 0)
-        self.records = _bar(show, records, "encrypt + upload", "rec", 1)
+        self.download = progress_bar(show, key_node_elements, "key node set", "el", 0)
+        self.records = progress_bar(show, records, "encrypt + upload", "rec", 1)
 
     def close(self) -> None:
         self.download.close()
         self.records.close()
-
-
-def _bar(show: bool, total: int, desc: str, unit: str, position: int) -> tqdm[Never]:
-    return tqdm(
-        total=total,
-        desc=desc,
-        unit=unit,
-        position=position,
-        disable=not show,
-        leave=False,
-        unit_scale=True,
-        dynamic_ncols=True,
-    )

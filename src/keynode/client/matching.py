@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Never
 
 import grpc
-from tqdm import tqdm
 
+from keynode.client.progress import progress_bar
 from keynode.crypto.batch import GroupPool
 from keynode.crypto.ristretto255 import ELEMENT_BYTES
 from keynode.errors import InputError
@@ -112,22 +111,9 @@ class _Bars:
     """Progress bars for the two concurrent streams (silent unless asked)."""
 
     def __init__(self, show: bool, records: int, key_node_elements: int) -> None:
-        self.upload = _bar(show, records, "blind + upload", "rec", 0)
-        self.key_node = _bar(show, key_node_elements, "key node set", "el", 1)
+        self.upload = progress_bar(show, records, "blind + upload", "rec", 0)
+        self.key_node = progress_bar(show, key_node_elements, "key node set", "el", 1)
 
     def close(self) -> None:
         self.upload.close()
         self.key_node.close()
-
-
-def _bar(show: bool, total: int, desc: str, unit: str, position: int) -> tqdm[Never]:
-    return tqdm(
-        total=total,
-        desc=desc,
-        unit=unit,
-        position=position,
-        disable=not show,
-        leave=False,
-        unit_scale=True,
-        dynamic_ncols=True,
-    )
