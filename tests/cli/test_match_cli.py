@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import csv
 import json
-import re
-import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cli_support import keynode_serve
 
 from keynode.cli.main import main
 
@@ -41,26 +38,10 @@ def files(tmp_path: Path) -> tuple[Path, Path]:
 @pytest.fixture
 def server(files: tuple[Path, Path]) -> Iterator[str]:
     key_node, _ = files
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "keynode.cli.main", "serve", str(key_node), "--email", "email",
-         "--phone", "phone", "--listen", "127.0.0.1:0", "--workers", "1"],
-        stderr=subprocess.PIPE,
-        text=True,
-    )  # fmt: skip
-    assert proc.stderr
-    address = None
-    for line in proc.stderr:
-        found = re.search(r"matching service on (127\.0\.0\.1:\d+)", line)
-        if found:
-            address = found.group(1)
-            break
-    assert address, "the server did not report its address"
-    yield address
-    proc.send_signal(signal.SIGTERM)
-    try:
-        assert proc.wait(timeout=30) == 0
-    finally:
-        proc.stderr.close()
+    args = [str(key_node), "--email", "email", "--phone", "phone", "--listen", "127.0.0.1:0",
+            "--workers", "1"]  # fmt: skip
+    with keynode_serve(args, r"matching service on (127\.0\.0\.1:\d+)") as address:
+        yield address
 
 
 def test_serve_and_match_end_to_end(files: tuple[Path, Path], server: str, tmp_path: Path) -> None:

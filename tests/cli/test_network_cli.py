@@ -8,14 +8,11 @@ from __future__ import annotations
 
 import csv
 import json
-import re
-import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cli_support import keynode_serve
 
 from keynode.cli.main import main
 from keynode.policy import default_policy_bytes
@@ -48,30 +45,11 @@ def network(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Iterator[tupl
         w.writerow(["Email"])
         w.writerows([f"M{i}@example.com"] for i in range(200, 300))  # 100 shared
     capsys.readouterr()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "keynode.cli.main", "serve", str(tmp_path / "loyalty.csv"),
-         "--email", "email", "--certs", str(tmp_path / "kn"), "--state", str(tmp_path / "state"),
-         "--listen", "127.0.0.1:0", "--workers", "1", "--segment-column", "segment",
-         "--member-column", "customer_id"],
-        stderr=subprocess.PIPE,
-        text=True,
-    )  # fmt: skip
-    assert server.stderr
-    address = None
-    for line in server.stderr:
-        found = re.search(r"on (127\.0\.0\.1:\d+) \(mTLS\)", line)
-        if found:
-            address = found.group(1)
-            break
-    assert address, "the key node did not report its address"
-    try:
+    args = [str(tmp_path / "loyalty.csv"), "--email", "email", "--certs", str(tmp_path / "kn"),
+            "--state", str(tmp_path / "state"), "--listen", "127.0.0.1:0", "--workers", "1",
+            "--segment-column", "segment", "--member-column", "customer_id"]  # fmt: skip
+    with keynode_serve(args, r"on (127\.0\.0\.1:\d+) \(mTLS\)") as address:
         yield tmp_path, address
-    finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            assert server.wait(timeout=30) == 0
-        finally:
-            server.stderr.close()
 
 
 def test_operator_partner_and_auditor_commands(
