@@ -123,6 +123,7 @@ def run(args: argparse.Namespace) -> int:
     limits = MatchingLimits(max_set_size=args.max_set_size, max_sessions=args.max_sessions)
     host = args.listen.rpartition(":")[0]
     with GroupPool(args.workers) as pool:
+        _say(f"hashing {len(set(keys)):,} identifiers to the group (once, at load) ...")
         engine = MatchingEngine(keys, profile.profile_id, pool, limits=limits)
         for partner in args.precompute:
             _say(f"precomputing the blinded set for {partner} ...")
