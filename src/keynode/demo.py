@@ -5,7 +5,8 @@ matching and audit log on one mTLS loopback port), enrols the six partners at di
 sharing levels, lets each run what its level allows (and one thing it does not), has one
 partner resign, and verifies the policy log as an auditor would. Every overlap is checked
 against the generator's ground truth, and the level-4 partner's per-segment aggregates
-against the plaintext computation over both files.
+and the key node's spend summed over its overlap against the plaintext computation over
+both files.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ import grpc
 
 from keynode import pki
 from keynode.aggregates.engine import AggregateEngine, SegmentedIdentifiers
+from keynode.aggregates.service import VALUES_OPERATION
+from keynode.aggregates.values import KeyNodeValues
 from keynode.auditlog import NoteVerifier, export_log, verify_log
 from keynode.broker.audience import SegmentDirectory
 from keynode.client.aggregates import AggregateOutcome, AggregatesClient, broker_grants
@@ -59,6 +62,8 @@ AUDIENCE_SEGMENT = "gold"
 #: partner's encryption ~1 ms per record on these two cores.
 AGGREGATE_SAMPLE = 10_000
 VALUE_BITS = 32
+#: The key node's value column, summed over the level-4 bank's overlap (same sample).
+KEY_NODE_VALUE = "spend"
 
 
 @dataclass
@@ -114,6 +119,7 @@ class _Demo:
         self.say = say
         self.profile: Profile = get_profile("default")
         self.aggregate_sample: SegmentedIdentifiers | None = None
+        self.value_sample: KeyNodeValues | None = None
 
     def certs(self, name: str) -> Path:
         return self.pki / name
@@ -129,7 +135,7 @@ class _Demo:
 
     def key_node_table(self) -> NormalisedTable:
         kn = self.network.key_node
-        extra = (self.network.segment_column, "customer_id")
+        extra = (self.network.segment_column, "customer_id", KEY_NODE_VALUE)
         return read_table(kn.path, kn.columns, self.profile, extra)
 
 
@@ -155,7 +161,12 @@ def run_demo(
             table.records[:AGGREGATE_SAMPLE],
             table.extra[network.segment_column][:AGGREGATE_SAMPLE],
         )
-        aggregates = AggregateEngine(demo.aggregate_sample, demo.profile.profile_id, pool)
+        demo.value_sample = KeyNodeValues.from_records(
+            table.records[:AGGREGATE_SAMPLE], table.extra[KEY_NODE_VALUE][:AGGREGATE_SAMPLE]
+        )
+        aggregates = AggregateEngine(
+            demo.aggregate_sample, demo.profile.profile_id, pool, values=demo.value_sample
+        )
         node = KeyNode(
             engine,
             StateDir(Path(tmp) / "state"),
@@ -242,6 +253,7 @@ def _partner_turn(demo: _Demo, target: str, partner: PartyFile) -> list[Row]:
                 seconds=time.perf_counter() - started)
         )  # fmt: skip
         rows.append(_aggregate_row(demo, target, partner))
+        rows.append(_key_node_values_row(demo, target, partner))
     return rows
 
 
@@ -298,6 +310,32 @@ def _aggregate_row(demo: _Demo, target: str, partner: PartyFile) -> Row:
         partner.name, level, f"aggregate.segment {partner.value_column}",
         f"k={outcome.k}: {shown}", len(records), seconds=time.perf_counter() - started,
         matches=got == _expected_aggregates(sample, records, values, outcome),
+    )  # fmt: skip
+
+
+def _key_node_values_row(demo: _Demo, target: str, partner: PartyFile) -> Row:
+    """The key node's spend summed over the partner's overlap, checked in plaintext."""
+    level, sample = LEVELS[partner.name], demo.value_sample
+    assert sample is not None
+    table = read_table(partner.path, partner.columns, demo.profile)
+    ours = {key for record in table.records[:AGGREGATE_SAMPLE] for key in record}
+    demo.say(
+        f"{partner.name} (level {level}): {VALUES_OPERATION} of the key node's "
+        f"{KEY_NODE_VALUE} over {len(ours):,} identifiers x {len(sample.records):,} key-node "
+        f"members (sample), {DEFAULT_KEY_BITS}-bit Paillier"
+    )
+    started = time.perf_counter()
+    channel = _channel(demo, target, partner.name)
+    outcome = AggregatesClient(channel, target=target).key_node_values(
+        _party_name(partner.name), sorted(ours), demo.profile.profile_id, demo.pool,
+        grants=broker_grants(channel, len(ours), target, operation=VALUES_OPERATION),
+    )  # fmt: skip
+    shared = [v for r, v in zip(sample.records, sample.values, strict=True) if ours & set(r)]
+    return Row(
+        partner.name, level, f"{VALUES_OPERATION} {KEY_NODE_VALUE}",
+        f"k={outcome.k}: {outcome.sums[0]:,} over {outcome.count} shared members",
+        len(ours), seconds=time.perf_counter() - started,
+        matches=(outcome.sums, outcome.count) == ((sum(shared),), len(shared)),
     )  # fmt: skip
 
 

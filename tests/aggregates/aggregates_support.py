@@ -4,6 +4,9 @@ The key node has 400 members in ``gold`` (0-119), ``silver`` (120-379) and ``bro
 (380-399); the bank's 160 records (300-459) share 100 of them: 80 in silver and 20 in
 bronze. Under the default policy (k = 50) silver is released, gold and bronze are
 suppressed.
+
+For the second direction the key node has a ``spend`` value per member
+(:func:`spend`), so the bank's overlap sums 100 of them.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import grpc
 
 from keynode import pki
 from keynode.aggregates.engine import AggregateEngine, SegmentedIdentifiers
+from keynode.aggregates.values import KeyNodeValues
 from keynode.node import KeyNode
 from keynode.transport.tls import open_channel
 
@@ -34,6 +38,14 @@ def segment_of(i: int) -> str:
 KEY_NODE = SegmentedIdentifiers.from_records(
     [[key(i)] for i in range(400)], [segment_of(i) for i in range(400)]
 )
+
+
+def spend(i: int) -> int:
+    """The key node's value for member ``i``."""
+    return (i * 7919) % 100_000
+
+
+KEY_NODE_VALUES = KeyNodeValues(tuple((key(i),) for i in range(400)), tuple(map(spend, range(400))))
 BANK_IDS = list(range(300, 460))
 BANK_RECORDS = [[key(i)] for i in BANK_IDS]
 BANK_VALUES = [[(i * 7919) % 2**16, i % 200] for i in BANK_IDS]

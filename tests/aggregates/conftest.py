@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from aggregates_support import KEY_NODE, NETWORK, PROFILE, AggregateNode
+from aggregates_support import KEY_NODE, KEY_NODE_VALUES, NETWORK, PROFILE, AggregateNode
 
 from keynode import pki
 from keynode.aggregates.engine import AggregateEngine, AggregateLimits
@@ -58,7 +58,7 @@ def live(
     ca = tmp_path / "ca"
     pki.init_ca(NETWORK, ca)
     pki.issue(ca, pki.KEY_NODE, "retailer", tmp_path / "key-node", dns_names=["localhost"])
-    engine = AggregateEngine(KEY_NODE, profile_id, pool, limits=limits)
+    engine = AggregateEngine(KEY_NODE, profile_id, pool, limits=limits, values=KEY_NODE_VALUES)
     node = KeyNode(
         MatchingEngine(KEY_NODE.keys[:1], profile_id, pool),
         StateDir(tmp_path / "state"),

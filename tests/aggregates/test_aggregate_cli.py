@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from aggregates_support import BANK_IDS, BANK_VALUES, AggregateNode, expected
+from aggregates_support import BANK_IDS, BANK_VALUES, AggregateNode, expected, spend
 
 from keynode.cli.main import main
 from keynode.cli.serve import _aggregates
@@ -72,7 +72,39 @@ def test_serve_builds_the_aggregates_engine_from_the_segment_column(tmp_path: Pa
     profile = get_profile("default")
     table = read_table(csv, {"email": "email"}, profile, ("segment",))
     with GroupPool(1) as pool:
-        none = _aggregates(argparse.Namespace(segment_column=None), table, "p", pool)
-        engine = _aggregates(argparse.Namespace(segment_column="segment"), table, "p", pool)
-    assert none is None and engine is not None
+        none = _aggregates(
+            argparse.Namespace(segment_column=None, value_column=None), table, "p", pool
+        )
+        engine = _aggregates(
+            argparse.Namespace(segment_column="segment", value_column=None), table, "p", pool
+        )
+    assert none is None and engine is not None and engine.values is None
     assert engine.catalogue == ("gold", "silver") and engine.key_node_elements == 2
+
+
+def test_serve_reads_the_value_column_for_key_node_values(tmp_path: Path) -> None:
+    csv = tmp_path / "loyalty.csv"
+    csv.write_text("email,segment,spend\na@example.com,gold,12\nb@example.com,,\n")
+    table = read_table(csv, {"email": "email"}, get_profile("default"), ("segment", "spend"))
+    namespace = argparse.Namespace(segment_column="segment", value_column="spend")
+    with GroupPool(1) as pool:
+        engine = _aggregates(namespace, table, "p", pool)
+    assert engine is not None and engine.values is not None
+    assert engine.values.table.values == (12,)
+
+
+def test_key_node_values_report_the_sum_over_the_overlap(
+    live: AggregateNode, tmp_path: Path
+) -> None:
+    csv = write_bank(tmp_path / "bank.csv", [(i, "0", "0") for i in BANK_IDS])
+    out = tmp_path / "spend.json"
+    argv = [
+        "aggregate", str(csv), "--email", "email", "--key-node-values",
+        "--certs", str(live.certs("bank")), "--server", live.target,
+        "--server-name", "localhost", "--no-progress", "--output", str(out),
+    ]  # fmt: skip
+    assert main(argv) == 0
+    report = json.loads(out.read_text())
+    shared = [i for i in BANK_IDS if i < 400]
+    assert (report["count"], report["sums"]) == (len(shared), [sum(map(spend, shared))])
+    assert report["operation"] == "aggregate.keynode_values" and report["min_cohort"] == 50

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from fractions import Fraction
 
+from keynode.aggregates.values import KeyNodeValues, ValuesEngine
 from keynode.crypto.batch import GroupPool
 from keynode.crypto.budget import EpsilonBudget
 from keynode.crypto.paillier import MIN_KEY_BITS, PaillierPublicKey
@@ -168,10 +169,28 @@ class AggregateEngine:
         pool: GroupPool,
         *,
         limits: AggregateLimits | None = None,
+        values: KeyNodeValues | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.profile_id = profile_id
         self.limits = limits or AggregateLimits()
+        # With a value column, partners may also have the key node's values summed over
+        # their overlap (the second direction, keynode.aggregates.values).
+        self.values = (
+            ValuesEngine(
+                values,
+                profile_id,
+                pool,
+                max_sessions=self.limits.max_sessions,
+                max_elements=self.limits.max_records,
+                max_chunk_elements=self.limits.max_chunk_elements,
+                max_chunk_bytes=self.limits.max_chunk_bytes,
+                session_ttl_s=self.limits.session_ttl_s,
+                clock=clock,
+            )
+            if values is not None
+            else None
+        )
         self.catalogue = identifiers.catalogue
         index = {name: i for i, name in enumerate(self.catalogue)}
         self._keys = identifiers.keys
@@ -322,18 +341,19 @@ class AggregateEngine:
         self._drop(session_id)
 
     def close_partner_sessions(self, partner: str) -> int:
-        """End every session of ``partner`` (resignation); returns how many."""
+        """End every session of ``partner`` (resignation), both directions; returns how many."""
         with self._lock:
             ids = [sid for sid, s in self._sessions.items() if s.partner == partner]
             for sid in ids:
                 del self._sessions[sid]
-        return len(ids)
+        return len(ids) + (self.values.close_partner_sessions(partner) if self.values else 0)
 
     def open_sessions(self) -> list[tuple[str, str, float]]:
-        """(session id, partner, age in seconds) of every open session."""
+        """(session id, partner, age in seconds) of every open session, both directions."""
         now = self._clock()
         with self._lock:
-            return [(sid, s.partner, now - s.opened_at) for sid, s in self._sessions.items()]
+            ours = [(sid, s.partner, now - s.opened_at) for sid, s in self._sessions.items()]
+        return ours + (self.values.open_sessions() if self.values else [])
 
     # -- the protocol's steps -----------------------------------------------------------
 

@@ -11,6 +11,12 @@ The release is logged by the broker *before* the result leaves, with the partner
 record count as input and the smallest released segment's shared-record count as the
 released cohort; a result whose every segment is suppressed therefore fails the cohort
 rule and is refused (logged as ``below_cohort``).
+
+The second direction (``OpenValuesSession`` to ``FinishValues``, needing grants for
+``aggregate.keynode_values``) runs the key node's :class:`ValuesEngine` as the value
+holder: the partner's returned aggregate is decrypted here and its release logged, with
+the partner's identifier count as input and the shared count as released cohort,
+before the sum and count leave.
 """
 
 from __future__ import annotations
@@ -23,7 +29,8 @@ import grpc
 
 from keynode import pki
 from keynode.aggregates.engine import AggregateEngine, SessionShape
-from keynode.errors import LimitExceeded, PolicyDenied, ProtocolError
+from keynode.aggregates.values import ValuesEngine
+from keynode.errors import LimitExceeded, NotFound, PolicyDenied, ProtocolError
 from keynode.transport.auth import Authorizer
 from keynode.transport.status import grpc_errors
 from keynode.v1 import aggregates_pb2 as pb
@@ -33,6 +40,8 @@ SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Aggregates"].full_name
 #: The policy operation a session needs a grant for, and the one noise additionally needs.
 OPERATION = "aggregate.segment"
 NOISE_OPERATION = "dp.aggregate"
+#: The policy operation of the second direction: the key node's values summed.
+VALUES_OPERATION = "aggregate.keynode_values"
 
 
 class AggregateGate(Protocol):
@@ -176,6 +185,95 @@ class AggregatesServicer(pb_grpc.AggregatesServicer):
         self._owner(context, request.session_id)
         self.engine.close(request.session_id)
         return pb.CloseAggregateResponse()
+
+    # -- the second direction: the key node's values over the partner's overlap --------
+
+    def _values(self) -> ValuesEngine:
+        if self.engine.values is None:
+            raise NotFound("this key node serves no value column")
+        return self.engine.values
+
+    def _values_owner(self, context: grpc.ServicerContext, session_id: str) -> ValuesEngine:
+        values = self._values()
+        caller = self._auth.require(context, {pki.PARTNER}).party
+        if values.session_partner(session_id) != caller:
+            raise PolicyDenied("this session belongs to another partner")
+        return values
+
+    @grpc_errors
+    def OpenValuesSession(
+        self, request: pb.OpenValuesRequest, context: grpc.ServicerContext
+    ) -> pb.OpenValuesResponse:
+        peer = self._auth.require(context, {pki.PARTNER}, party=request.partner or None)
+        self._gate.check_enrolled_certificate(peer)
+        values = self._values()
+        grant = self._gate.admit(request.grant, peer.party, VALUES_OPERATION)
+        if request.element_count > grant.max_set_size:
+            raise LimitExceeded(f"{request.element_count} identifiers exceed the grant's cap")
+        opened = values.open_session(
+            peer.party, request.profile_id, request.element_count, k=grant.min_cohort
+        )
+        return pb.OpenValuesResponse(
+            session_id=opened.session_id,
+            public_key=opened.public_key,
+            column_bits=opened.column_bits,
+            record_count=opened.record_count,
+            record_width=opened.record_width,
+            max_chunk_elements=opened.max_chunk_elements,
+            min_cohort=opened.k,
+        )
+
+    @grpc_errors
+    def UploadValuesRequest(
+        self, request_iterator: Iterator[pb.LabelledChunk], context: grpc.ServicerContext
+    ) -> pb.UploadHeaderResponse:
+        first = next(request_iterator, None)
+        if first is None:
+            raise ProtocolError("an upload needs at least one chunk")
+        values = self._values_owner(context, first.session_id)
+        chunks = ((c.sequence, c.elements) for c in _same_session(first, request_iterator))
+        received = values.upload_request(first.session_id, chunks)
+        return pb.UploadHeaderResponse(received_elements=received)
+
+    @grpc_errors
+    def DownloadValuesHeader(
+        self, request: pb.AggregateSessionRef, context: grpc.ServicerContext
+    ) -> Iterator[pb.LabelledChunk]:
+        values = self._values_owner(context, request.session_id)
+        for sequence, elements in enumerate(values.header_chunks(request.session_id)):
+            yield pb.LabelledChunk(
+                session_id=request.session_id, sequence=sequence, elements=elements
+            )
+
+    @grpc_errors
+    def DownloadValueRecords(
+        self, request: pb.AggregateSessionRef, context: grpc.ServicerContext
+    ) -> Iterator[pb.RecordChunk]:
+        values = self._values_owner(context, request.session_id)
+        for sequence, chunk in enumerate(values.record_chunks(request.session_id)):
+            yield pb.RecordChunk(
+                session_id=request.session_id,
+                sequence=sequence,
+                elements=chunk.elements,
+                ciphertexts=chunk.ciphertexts,
+            )
+
+    @grpc_errors
+    def FinishValues(
+        self, request: pb.FinishValuesRequest, context: grpc.ServicerContext
+    ) -> pb.ValuesResult:
+        values = self._values_owner(context, request.session_id)
+        partner = values.session_partner(request.session_id)
+        grant = self._gate.admit(request.grant, partner, VALUES_OPERATION)
+        release = values.finish(request.session_id, request.ciphertext or None)
+        # Logged before the plaintext leaves; refused (below_cohort) under k.
+        self._gate.release(
+            grant,
+            input_count=release.input_count,
+            released_count=release.count,
+            params=f"aggregate.keynode_values\x00{request.session_id}".encode(),
+        )
+        return pb.ValuesResult(sums=release.sums, count=release.count)
 
 
 def _same_session(first: Any, rest: Iterator[Any]) -> Iterator[Any]:

@@ -1,4 +1,5 @@
-"""``keynode aggregate``: a partner's value columns summed per key-node segment."""
+"""``keynode aggregate``: a partner's value columns summed per key-node segment, or
+(``--key-node-values``) the key node's value column summed over the partner's overlap."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from keynode import pki
+from keynode.aggregates.service import VALUES_OPERATION
 from keynode.cli.options import (
     add_identity_options,
     add_report_options,
@@ -40,7 +42,11 @@ def register(commands: Any) -> None:
             "you share. You learn per segment the column sums and the number of shared "
             "customers, or that the segment was suppressed (fewer than the network's minimum "
             "cohort); not which customer is in which segment. The key node learns how many "
-            "records you sent and how many are shared per segment, never your values."
+            "records you sent and how many are shared per segment, never your values. "
+            "With --key-node-values the roles swap: the key node encrypts its own value "
+            "column, this machine sums it over the customers you share (no segments) and the "
+            "key node decrypts; both sides learn the sum and the shared count, neither which "
+            "customers are shared."
         ),
         epilog=(
             "example: keynode aggregate bank.csv --email customer_email --phone mobile_phone "
@@ -54,9 +60,15 @@ def register(commands: Any) -> None:
     values.add_argument(
         "--value",
         action="append",
-        required=True,
         metavar="COLUMN",
-        help="a column of non-negative integers to sum (repeatable)",
+        help="a column of non-negative integers to sum (repeatable; needed unless "
+        "--key-node-values)",
+    )
+    values.add_argument(
+        "--key-node-values",
+        action="store_true",
+        help="sum the key node's value column over the customers you share instead "
+        "(aggregate.keynode_values, level 4)",
     )
     values.add_argument(
         "--bits",
@@ -132,6 +144,12 @@ def _integer(cell: object) -> int | None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.key_node_values:
+        if args.value or args.bits or args.epsilon:
+            raise InputError("--key-node-values takes no --value, --bits or --epsilon")
+        return run_key_node_values(args)
+    if not args.value:
+        raise InputError("give at least one --value COLUMN, or --key-node-values")
     identity = pki.parse_identity(pki.read_certificate(args.certs / "tls.crt"))
     partner = identity.party
     columns = list(dict.fromkeys(args.value))
@@ -170,6 +188,39 @@ def run(args: argparse.Namespace) -> int:
     )
     released = sum(not s.suppressed for s in outcome.segments)
     summary = f"{partner}: {released} of {len(outcome.segments)} segments released"
+    write_report(args, report, summary)
+    return 0
+
+
+def run_key_node_values(args: argparse.Namespace) -> int:
+    """The key node's values summed over the customers this partner shares with it."""
+    partner = pki.parse_identity(pki.read_certificate(args.certs / "tls.crt")).party
+    profile, table = load_table(args.input, args, ())
+    identifiers = list(dict.fromkeys(key for record in table.records for key in record))
+    started = time.perf_counter()
+    with GroupPool(args.workers) as pool, channel_from(args) as channel:
+        outcome = AggregatesClient(channel, target=args.server).key_node_values(
+            partner,
+            identifiers,
+            profile.profile_id,
+            pool,
+            grants=broker_grants(
+                channel, len(identifiers), args.server, operation=VALUES_OPERATION
+            ),
+            show_progress=show_progress(args),
+        )
+    report = {
+        "operation": VALUES_OPERATION,
+        "partner": partner,
+        "profile": profile.profile_id,
+        "input": table.summary(),
+        "min_cohort": outcome.k,
+        "key_node_records": outcome.key_node_records,
+        "count": outcome.count,
+        "sums": list(outcome.sums),
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+    summary = f"{partner}: key-node values over {outcome.count} shared customers: {outcome.sums}"
     write_report(args, report, summary)
     return 0
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from keynode import pki
 from keynode.aggregates.engine import AggregateEngine, SegmentedIdentifiers
+from keynode.aggregates.values import KeyNodeValues
 from keynode.broker.audience import SegmentDirectory
 from keynode.cli.options import add_identity_options, add_workers_option, load_table
 from keynode.crypto.batch import GroupPool
@@ -65,6 +66,11 @@ def register(commands: Any) -> None:
         help="column with each member's segment (audiences and per-segment aggregates)",
     )
     node.add_argument("--member-column", help="column with the member reference for campaigns")
+    node.add_argument(
+        "--value-column",
+        help="column of non-negative integers below 2^32 that partners may have summed over "
+        "their overlap (aggregate.keynode_values; needs --segment-column)",
+    )
     add_workers_option(parser)
     limits = MatchingLimits()
     parser.add_argument(
@@ -103,15 +109,21 @@ def _directory(args: argparse.Namespace, table: NormalisedTable) -> SegmentDirec
 def _aggregates(
     args: argparse.Namespace, table: NormalisedTable, profile_id: str, pool: GroupPool
 ) -> AggregateEngine | None:
-    """Partners' values per segment (keynode.v1.Aggregates) need the segment column."""
+    """Partners' values per segment (keynode.v1.Aggregates) need the segment column; the
+    key node's values over a partner's overlap also need the value column."""
     if not args.segment_column:
+        if args.value_column:
+            raise InputError("--value-column needs --segment-column (the Aggregates service)")
         return None
     identifiers = SegmentedIdentifiers.from_records(table.records, table.extra[args.segment_column])
-    return AggregateEngine(identifiers, profile_id, pool)
+    values = None
+    if args.value_column:
+        values = KeyNodeValues.from_records(table.records, table.extra[args.value_column])
+    return AggregateEngine(identifiers, profile_id, pool, values=values)
 
 
 def run(args: argparse.Namespace) -> int:
-    extra = tuple(c for c in (args.segment_column, args.member_column) if c)
+    extra = tuple(c for c in (args.segment_column, args.member_column, args.value_column) if c)
     profile, table = load_table(args.customers, args, extra)
     summary = table.summary()
     keys = [key for record in table.records for key in record]

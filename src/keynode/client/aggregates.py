@@ -1,9 +1,16 @@
-"""The partner's side of the Aggregates service: its values summed per key-node segment.
+"""The partner's side of the Aggregates service, in both directions.
 
+:meth:`AggregatesClient.aggregate`: the partner's values summed per key-node segment.
 The partner is the value holder of :mod:`keynode.protocols.aggregate`: it encrypts its
 value columns under its own Paillier key and decrypts the result; the key node sums the
 ciphertexts of the shared records per segment without learning the values, and the
 partner learns only the released sums and counts (see ``docs/aggregates.md``).
+
+:meth:`AggregatesClient.key_node_values`: the key node's values summed over the
+partner's overlap. Roles swapped: the partner is the aggregator (its identifiers, no
+segments), sums the key node's ciphertexts over the records it shares, applies ``k`` and
+returns one re-randomised ciphertext; the key node decrypts it and, once the release is
+logged, returns the sum and count.
 """
 
 from __future__ import annotations
@@ -18,13 +25,16 @@ from keynode.aggregates.service import OPERATION
 from keynode.client.broker import PartnerBrokerClient
 from keynode.client.progress import progress_bar
 from keynode.crypto.batch import GroupPool
-from keynode.crypto.paillier import PaillierPrivateKey
+from keynode.crypto.paillier import MIN_KEY_BITS, PaillierPrivateKey
 from keynode.crypto.paillier_pool import EncryptionPool
 from keynode.crypto.ristretto255 import ELEMENT_BYTES
 from keynode.errors import InputError, ProtocolError
 from keynode.protocols.aggregate import (
+    AggregatePolicy,
     AggregateResponse,
+    Aggregator,
     AggregatorRequest,
+    HolderHeader,
     RecordChunk,
     ValueHolder,
 )
@@ -61,10 +71,33 @@ class AggregateOutcome:
     key_node_elements: int
 
 
-def broker_grants(channel: grpc.Channel, set_size: int, target: str = "") -> Callable[[], bytes]:
-    """A source of fresh ``aggregate.segment`` grants from the broker on ``channel``."""
+@dataclass(frozen=True)
+class KeyNodeValuesOutcome:
+    """The key node's value sums over the shared records, their count, and ``k``."""
+
+    sums: tuple[int, ...]
+    count: int
+    k: int
+    key_node_records: int
+
+
+@dataclass(frozen=True)
+class PendingValues:
+    """A key-node-values session whose aggregate is computed but not yet sent:
+    ``ciphertext`` is ``None`` when fewer than ``k`` records are shared."""
+
+    session_id: str
+    ciphertext: bytes | None
+    k: int
+    key_node_records: int
+
+
+def broker_grants(
+    channel: grpc.Channel, set_size: int, target: str = "", *, operation: str = OPERATION
+) -> Callable[[], bytes]:
+    """A source of fresh grants for ``operation`` from the broker on ``channel``."""
     broker = PartnerBrokerClient(channel, target=target)
-    return lambda: bytes(broker.grant(OPERATION, set_size=set_size).token)
+    return lambda: bytes(broker.grant(operation, set_size=set_size).token)
 
 
 class AggregatesClient:
@@ -176,6 +209,104 @@ class AggregatesClient:
         finish = pb.FinishRequest(session_id=opened.session_id, grant=grants())
         result = self._stub.Finish(finish, timeout=self._unary_timeout)
         return _response(result, tuple(opened.segments))
+
+    def key_node_values(
+        self,
+        partner: str,
+        identifiers: Sequence[bytes],
+        profile_id: str,
+        pool: GroupPool,
+        *,
+        grants: Callable[[], bytes],
+        min_key_bits: int = MIN_KEY_BITS,
+        show_progress: bool = False,
+    ) -> KeyNodeValuesOutcome:
+        """The key node's values summed over the records it shares with ``identifiers``.
+
+        ``grants()`` returns a fresh ``aggregate.keynode_values`` grant (see
+        :func:`broker_grants`): one opens the session, another covers the release.
+        """
+        pending = self.compute_key_node_values(
+            partner,
+            identifiers,
+            profile_id,
+            pool,
+            grant=grants(),
+            min_key_bits=min_key_bits,
+            show_progress=show_progress,
+        )
+        return self.finish_key_node_values(pending, grants(), pending.ciphertext)
+
+    def compute_key_node_values(
+        self,
+        partner: str,
+        identifiers: Sequence[bytes],
+        profile_id: str,
+        pool: GroupPool,
+        *,
+        grant: bytes,
+        min_key_bits: int = MIN_KEY_BITS,
+        show_progress: bool = False,
+    ) -> PendingValues:
+        """Open a session, run the aggregator's side, and return the aggregate unsent."""
+        keys = list(dict.fromkeys(identifiers))
+        if not keys:
+            raise InputError("there are no identifiers to match")
+        try:
+            opened = self._stub.OpenValuesSession(
+                pb.OpenValuesRequest(
+                    partner=partner, grant=grant, profile_id=profile_id, element_count=len(keys)
+                ),
+                timeout=self._unary_timeout,
+            )
+            policy = AggregatePolicy(k=max(1, opened.min_cohort), min_key_bits=min_key_bits)
+            aggregator = Aggregator(keys, pool, policy)
+            session_id, step = opened.session_id, opened.max_chunk_elements
+            self._stub.UploadValuesRequest(
+                _header_chunks(session_id, aggregator.request().elements, b"", step),
+                timeout=self._stream_timeout,
+            )
+            ref = pb.AggregateSessionRef(session_id=session_id)
+            reblinded = b"".join(
+                c.elements
+                for c in self._stub.DownloadValuesHeader(ref, timeout=self._stream_timeout)
+            )
+            aggregator.accept_header(
+                HolderHeader(
+                    public_key=opened.public_key,
+                    column_bits=tuple(opened.column_bits),
+                    width=opened.record_width,
+                    record_count=opened.record_count,
+                    reblinded=reblinded,
+                    reblinded_labels=None,
+                )
+            )
+            bar = progress_bar(show_progress, opened.record_count, "key node records", "rec", 0)
+            with bar:
+                for chunk in self._stub.DownloadValueRecords(ref, timeout=self._stream_timeout):
+                    aggregator.add_records(RecordChunk(chunk.elements, chunk.ciphertexts))
+                    bar.update(len(chunk.ciphertexts) // (2 * len(opened.public_key)))
+        except grpc.RpcError as err:
+            raise error_from_rpc(err, self._target) from None
+        response, _ = aggregator.finish()
+        released = response.released[0][1] if response.released else None
+        return PendingValues(session_id, released, opened.min_cohort, opened.record_count)
+
+    def finish_key_node_values(
+        self, pending: PendingValues, grant: bytes, ciphertext: bytes | None
+    ) -> KeyNodeValuesOutcome:
+        """Send ``ciphertext`` (normally ``pending.ciphertext``) under a fresh grant; the
+        key node decrypts it, logs the release and returns the sum and count."""
+        request = pb.FinishValuesRequest(
+            session_id=pending.session_id, grant=grant, ciphertext=ciphertext or b""
+        )
+        try:
+            result = self._stub.FinishValues(request, timeout=self._unary_timeout)
+        except grpc.RpcError as err:
+            raise error_from_rpc(err, self._target) from None
+        return KeyNodeValuesOutcome(
+            tuple(result.sums), result.count, pending.k, pending.key_node_records
+        )
 
 
 def _response(result: pb.AggregateResult, names: tuple[str, ...]) -> AggregateResponse:

@@ -64,6 +64,31 @@ class AggregatesStub(object):
                 request_serializer=keynode_dot_v1_dot_aggregates__pb2.AggregateSessionRef.SerializeToString,
                 response_deserializer=keynode_dot_v1_dot_aggregates__pb2.CloseAggregateResponse.FromString,
                 _registered_method=True)
+        self.OpenValuesSession = channel.unary_unary(
+                '/keynode.v1.Aggregates/OpenValuesSession',
+                request_serializer=keynode_dot_v1_dot_aggregates__pb2.OpenValuesRequest.SerializeToString,
+                response_deserializer=keynode_dot_v1_dot_aggregates__pb2.OpenValuesResponse.FromString,
+                _registered_method=True)
+        self.UploadValuesRequest = channel.stream_unary(
+                '/keynode.v1.Aggregates/UploadValuesRequest',
+                request_serializer=keynode_dot_v1_dot_aggregates__pb2.LabelledChunk.SerializeToString,
+                response_deserializer=keynode_dot_v1_dot_aggregates__pb2.UploadHeaderResponse.FromString,
+                _registered_method=True)
+        self.DownloadValuesHeader = channel.unary_stream(
+                '/keynode.v1.Aggregates/DownloadValuesHeader',
+                request_serializer=keynode_dot_v1_dot_aggregates__pb2.AggregateSessionRef.SerializeToString,
+                response_deserializer=keynode_dot_v1_dot_aggregates__pb2.LabelledChunk.FromString,
+                _registered_method=True)
+        self.DownloadValueRecords = channel.unary_stream(
+                '/keynode.v1.Aggregates/DownloadValueRecords',
+                request_serializer=keynode_dot_v1_dot_aggregates__pb2.AggregateSessionRef.SerializeToString,
+                response_deserializer=keynode_dot_v1_dot_aggregates__pb2.RecordChunk.FromString,
+                _registered_method=True)
+        self.FinishValues = channel.unary_unary(
+                '/keynode.v1.Aggregates/FinishValues',
+                request_serializer=keynode_dot_v1_dot_aggregates__pb2.FinishValuesRequest.SerializeToString,
+                response_deserializer=keynode_dot_v1_dot_aggregates__pb2.ValuesResult.FromString,
+                _registered_method=True)
 
 
 class AggregatesServicer(object):
@@ -105,6 +130,36 @@ class AggregatesServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def OpenValuesSession(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UploadValuesRequest(self, request_iterator, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DownloadValuesHeader(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DownloadValueRecords(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def FinishValues(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AggregatesServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -137,6 +192,31 @@ def add_AggregatesServicer_to_server(servicer, server):
                     servicer.CloseSession,
                     request_deserializer=keynode_dot_v1_dot_aggregates__pb2.AggregateSessionRef.FromString,
                     response_serializer=keynode_dot_v1_dot_aggregates__pb2.CloseAggregateResponse.SerializeToString,
+            ),
+            'OpenValuesSession': grpc.unary_unary_rpc_method_handler(
+                    servicer.OpenValuesSession,
+                    request_deserializer=keynode_dot_v1_dot_aggregates__pb2.OpenValuesRequest.FromString,
+                    response_serializer=keynode_dot_v1_dot_aggregates__pb2.OpenValuesResponse.SerializeToString,
+            ),
+            'UploadValuesRequest': grpc.stream_unary_rpc_method_handler(
+                    servicer.UploadValuesRequest,
+                    request_deserializer=keynode_dot_v1_dot_aggregates__pb2.LabelledChunk.FromString,
+                    response_serializer=keynode_dot_v1_dot_aggregates__pb2.UploadHeaderResponse.SerializeToString,
+            ),
+            'DownloadValuesHeader': grpc.unary_stream_rpc_method_handler(
+                    servicer.DownloadValuesHeader,
+                    request_deserializer=keynode_dot_v1_dot_aggregates__pb2.AggregateSessionRef.FromString,
+                    response_serializer=keynode_dot_v1_dot_aggregates__pb2.LabelledChunk.SerializeToString,
+            ),
+            'DownloadValueRecords': grpc.unary_stream_rpc_method_handler(
+                    servicer.DownloadValueRecords,
+                    request_deserializer=keynode_dot_v1_dot_aggregates__pb2.AggregateSessionRef.FromString,
+                    response_serializer=keynode_dot_v1_dot_aggregates__pb2.RecordChunk.SerializeToString,
+            ),
+            'FinishValues': grpc.unary_unary_rpc_method_handler(
+                    servicer.FinishValues,
+                    request_deserializer=keynode_dot_v1_dot_aggregates__pb2.FinishValuesRequest.FromString,
+                    response_serializer=keynode_dot_v1_dot_aggregates__pb2.ValuesResult.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -301,6 +381,141 @@ class Aggregates(object):
             '/keynode.v1.Aggregates/CloseSession',
             keynode_dot_v1_dot_aggregates__pb2.AggregateSessionRef.SerializeToString,
             keynode_dot_v1_dot_aggregates__pb2.CloseAggregateResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def OpenValuesSession(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/keynode.v1.Aggregates/OpenValuesSession',
+            keynode_dot_v1_dot_aggregates__pb2.OpenValuesRequest.SerializeToString,
+            keynode_dot_v1_dot_aggregates__pb2.OpenValuesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UploadValuesRequest(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/keynode.v1.Aggregates/UploadValuesRequest',
+            keynode_dot_v1_dot_aggregates__pb2.LabelledChunk.SerializeToString,
+            keynode_dot_v1_dot_aggregates__pb2.UploadHeaderResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DownloadValuesHeader(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/keynode.v1.Aggregates/DownloadValuesHeader',
+            keynode_dot_v1_dot_aggregates__pb2.AggregateSessionRef.SerializeToString,
+            keynode_dot_v1_dot_aggregates__pb2.LabelledChunk.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DownloadValueRecords(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/keynode.v1.Aggregates/DownloadValueRecords',
+            keynode_dot_v1_dot_aggregates__pb2.AggregateSessionRef.SerializeToString,
+            keynode_dot_v1_dot_aggregates__pb2.RecordChunk.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def FinishValues(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/keynode.v1.Aggregates/FinishValues',
+            keynode_dot_v1_dot_aggregates__pb2.FinishValuesRequest.SerializeToString,
+            keynode_dot_v1_dot_aggregates__pb2.ValuesResult.FromString,
             options,
             channel_credentials,
             insecure,
