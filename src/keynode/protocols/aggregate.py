@@ -50,8 +50,6 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
-import rbcl
-
 from keynode.crypto import ristretto255 as r255
 from keynode.crypto.batch import GroupPool
 from keynode.crypto.budget import EpsilonBudget
@@ -68,16 +66,14 @@ from keynode.crypto.paillier_packing import PackingLayout
 from keynode.crypto.paillier_pool import EncryptionPool
 from keynode.crypto.secure_random import SecureRandom
 from keynode.errors import InputError, LimitExceeded, ProtocolError
+from keynode.protocols.labels import LABEL_BYTES, LabelKey, rerandomize_labels
 
 #: Domain separation for identifiers hashed in this protocol (RFC 9380 suite named).
 AGGREGATE_DST = b"keynode-aggregate-v1:ristretto255_XMD:SHA-512_R255MAP_RO_"
-#: Domain separation for the group elements that stand for segment ids.
-LABEL_DST = b"keynode-aggregate-v1:segment-label:ristretto255_XMD:SHA-512_R255MAP_RO_"
 #: Extra noise bits beyond ``log2(scale)``: noise that large has probability < 2^-700.
 NOISE_MARGIN_BITS = 10
 
 _E = r255.ELEMENT_BYTES
-_LABEL = 2 * _E
 
 
 def make_layout(
@@ -99,76 +95,6 @@ def make_layout(
 def sensitivities(column_bits: Sequence[int]) -> list[int]:
     """What one customer can change in each column's sum: ``2^B - 1``."""
     return [(1 << b) - 1 for b in column_bits]
-
-
-# -- segment labels: ElGamal over ristretto255, re-randomisable without the key -------
-
-
-def _segment_element(segment: int) -> bytes:
-    return r255.hash_to_group(segment.to_bytes(8, "big", signed=True), LABEL_DST)
-
-
-def _add(p: bytes, q: bytes) -> bytes:
-    return bytes(rbcl.crypto_core_ristretto255_add(p, q))
-
-
-def _rerandomize_labels(labels: bytes, public: bytes) -> bytes:
-    """``(c1 + r·B, c2 + r·X)`` per label: same segment, unlinkable to the input.
-
-    Module-level so that :meth:`GroupPool.run` can spread it over the workers.
-    """
-    r255.check_element(public)
-    out = []
-    for i in range(0, len(labels), _LABEL):
-        c1, c2 = labels[i : i + _E], labels[i + _E : i + _LABEL]
-        r255.check_element(c1)
-        r255.check_element(c2)
-        r = r255.random_scalar()
-        rb = bytes(rbcl.crypto_scalarmult_ristretto255_base(r))
-        out.append(_add(c1, rb) + _add(c2, r255.scalarmult(r, public)))
-    return b"".join(out)
-
-
-def _encrypt_labels(segments: Sequence[int], public: bytes, elements: dict[int, bytes]) -> bytes:
-    """ElGamal encryptions of the segment elements, one 64-byte label per segment id."""
-    out = []
-    for segment in segments:
-        r = r255.random_scalar()
-        c1 = bytes(rbcl.crypto_scalarmult_ristretto255_base(r))
-        out.append(c1 + _add(elements[segment], r255.scalarmult(r, public)))
-    return b"".join(out)
-
-
-def _decrypt_labels(labels: bytes, secret: bytes) -> bytes:
-    """The segment elements inside the labels, packed (the caller maps them to segments)."""
-    out = []
-    for i in range(0, len(labels), _LABEL):
-        r255.check_element(labels[i + _E : i + _LABEL])
-        shared = r255.scalarmult(secret, labels[i : i + _E])
-        out.append(bytes(rbcl.crypto_core_ristretto255_sub(labels[i + _E : i + _LABEL], shared)))
-    return b"".join(out)
-
-
-class _LabelKey:
-    """The aggregator's ElGamal key for segment labels; never leaves the aggregator."""
-
-    def __init__(self, catalogue: Sequence[int]) -> None:
-        self._secret = r255.random_scalar()
-        self.public = bytes(rbcl.crypto_scalarmult_ristretto255_base(self._secret))
-        self._elements = {s: _segment_element(s) for s in catalogue}
-        self._segments = {e: s for s, e in self._elements.items()}
-
-    def encrypt_all(self, segments: Sequence[int], pool: GroupPool) -> bytes:
-        """One label per segment id, computed on the worker pool."""
-        return pool.run(_encrypt_labels, segments, self.public, self._elements)
-
-    def decrypt_all(self, labels: bytes, pool: GroupPool) -> list[int]:
-        """The segment of each label; a label of no catalogue segment is a protocol error."""
-        found = pool.run(_decrypt_labels, labels, self._secret, step=_LABEL)
-        try:
-            return [self._segments[found[i : i + _E]] for i in range(0, len(found), _E)]
-        except KeyError:
-            raise ProtocolError("invalid segment label") from None
 
 
 # -- messages -----------------------------------------------------------------------------
@@ -293,7 +219,7 @@ class Aggregator:
         self._pool = pool
         self._rng = rng or SecureRandom()
         self._scalar = r255.random_scalar()
-        self._labels = _LabelKey(self.catalogue) if self._segments is not None else None
+        self._labels = LabelKey(self.catalogue) if self._segments is not None else None
         self._sent: int | None = None
         self._state: _Accepted | None = None
 
@@ -333,7 +259,7 @@ class Aggregator:
         if self._labels is None:
             return dict.fromkeys(elements, 0)
         labels = header.reblinded_labels
-        if labels is None or len(labels) != sent * _LABEL:
+        if labels is None or len(labels) != sent * LABEL_BYTES:
             raise ProtocolError("the holder returned the wrong number of labels")
         return dict(zip(elements, self._labels.decrypt_all(labels, self._pool), strict=True))
 
@@ -451,12 +377,12 @@ class ValueHolder:
         if request.labels is not None or request.label_key is not None:
             if request.labels is None or request.label_key is None:
                 raise ProtocolError("labels need a label key")
-            if len(request.labels) != n * _LABEL:
+            if len(request.labels) != n * LABEL_BYTES:
                 raise ProtocolError("one label per element is needed")
             fresh = self._pool.run(
-                _rerandomize_labels, request.labels, request.label_key, step=_LABEL
+                rerandomize_labels, request.labels, request.label_key, step=LABEL_BYTES
             )
-            labels = b"".join(fresh[i * _LABEL : (i + 1) * _LABEL] for i in order)
+            labels = b"".join(fresh[i * LABEL_BYTES : (i + 1) * LABEL_BYTES] for i in order)
         return HolderHeader(
             public_key=self._key.public_key.to_bytes(),
             column_bits=self._column_bits,
