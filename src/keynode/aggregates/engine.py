@@ -13,7 +13,6 @@ more times) and :meth:`~AggregateEngine.finish`. Any error in a stream ends the 
 from __future__ import annotations
 
 import logging
-import secrets
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -21,12 +20,13 @@ from dataclasses import dataclass, field
 from enum import Enum
 from fractions import Fraction
 
+from keynode.aggregates.sessions import SessionTable
 from keynode.aggregates.values import KeyNodeValues, ValuesEngine
 from keynode.crypto.batch import GroupPool
 from keynode.crypto.budget import EpsilonBudget
 from keynode.crypto.paillier import MIN_KEY_BITS, PaillierPublicKey
 from keynode.crypto.ristretto255 import ELEMENT_BYTES
-from keynode.errors import InputError, LimitExceeded, NotFound, ProfileMismatch, ProtocolError
+from keynode.errors import InputError, LimitExceeded, ProfileMismatch, ProtocolError
 from keynode.protocols.aggregate import (
     AggregatePolicy,
     Aggregator,
@@ -200,9 +200,13 @@ class AggregateEngine:
         self._labelled = len(self.catalogue) > 1
         self._pool = pool
         self._clock = clock
-        self._lock = threading.Lock()
+        self._sessions: SessionTable[_Session] = SessionTable(
+            "aggregate",
+            max_sessions=self.limits.max_sessions,
+            ttl_s=self.limits.session_ttl_s,
+            clock=clock,
+        )
         self._budget_lock = threading.Lock()
-        self._sessions: dict[str, _Session] = {}
         self._budgets: dict[str, EpsilonBudget] = {}
 
     @property
@@ -233,7 +237,7 @@ class AggregateEngine:
             raise LimitExceeded("the privacy budget for this partner is spent")
         record_bytes = shape.record_width * ELEMENT_BYTES + public_key.ciphertext_bytes
         per_chunk = max(1, limits.max_chunk_bytes // record_bytes)
-        self._check_capacity()  # before the per-session work below
+        self._sessions.check_capacity()  # before the per-session work below
         policy = AggregatePolicy(
             k=k,
             epsilon=shape.epsilon,
@@ -248,12 +252,9 @@ class AggregateEngine:
             segments=self._segment_ids if self._labelled else None,
             catalogue=range(len(self.catalogue)) if self._labelled else None,
         )
-        with self._lock:
-            self._check_capacity_locked()
-            session_id = secrets.token_urlsafe(18)
-            self._sessions[session_id] = _Session(
-                partner, shape, aggregator, self._clock(), per_chunk
-            )
+        session_id = self._sessions.add(
+            _Session(partner, shape, aggregator, self._clock(), per_chunk)
+        )
         log.info(
             "aggregate session %s opened for %s (%d records)",
             session_id,
@@ -268,15 +269,6 @@ class AggregateEngine:
             per_chunk,
             k,
         )
-
-    def _check_capacity(self) -> None:
-        with self._lock:
-            self._check_capacity_locked()
-
-    def _check_capacity_locked(self) -> None:
-        self._expire_locked()
-        if len(self._sessions) >= self.limits.max_sessions:
-            raise LimitExceeded("too many open aggregate sessions; try again later")
 
     def _check_shape(self, shape: SessionShape) -> None:
         limits = self.limits
@@ -307,53 +299,20 @@ class AggregateEngine:
 
     def session_partner(self, session_id: str) -> str:
         """The partner a session belongs to."""
-        return self._session(session_id).partner
-
-    def _session(self, session_id: str) -> _Session:
-        with self._lock:
-            self._expire_locked()
-            session = self._sessions.get(session_id)
-        if session is None:
-            raise NotFound("unknown or expired aggregate session")
-        return session
-
-    def _expire_locked(self) -> None:
-        deadline = self._clock() - self.limits.session_ttl_s
-        for sid in [s for s, v in self._sessions.items() if v.opened_at < deadline]:
-            del self._sessions[sid]
-            log.info("aggregate session %s expired", sid)
-
-    def _drop(self, session_id: str) -> None:
-        with self._lock:
-            self._sessions.pop(session_id, None)
-
-    def _claim(self, session_id: str, stage: _Stage) -> _Session:
-        """The session, reserved for one call that needs it at ``stage``."""
-        session = self._session(session_id)
-        with session.lock:
-            if session.busy or session.stage is not stage:
-                raise ProtocolError("this call is out of order for the session")
-            session.busy = True
-        return session
+        return self._sessions.get(session_id).partner
 
     def close(self, session_id: str) -> None:
-        self._session(session_id)
-        self._drop(session_id)
+        self._sessions.get(session_id)
+        self._sessions.drop(session_id)
 
     def close_partner_sessions(self, partner: str) -> int:
         """End every session of ``partner`` (resignation), both directions; returns how many."""
-        with self._lock:
-            ids = [sid for sid, s in self._sessions.items() if s.partner == partner]
-            for sid in ids:
-                del self._sessions[sid]
-        return len(ids) + (self.values.close_partner_sessions(partner) if self.values else 0)
+        values = self.values.close_partner_sessions(partner) if self.values else 0
+        return self._sessions.close_partner(partner) + values
 
     def open_sessions(self) -> list[tuple[str, str, float]]:
         """(session id, partner, age in seconds) of every open session, both directions."""
-        now = self._clock()
-        with self._lock:
-            ours = [(sid, s.partner, now - s.opened_at) for sid, s in self._sessions.items()]
-        return ours + (self.values.open_sessions() if self.values else [])
+        return self._sessions.listing() + (self.values.open_sessions() if self.values else [])
 
     # -- the protocol's steps -----------------------------------------------------------
 
@@ -364,11 +323,11 @@ class AggregateEngine:
         short call. The label key comes with the first slice only; with a single segment
         there are no labels (empty bytes).
         """
-        session = self._claim(session_id, _Stage.OPEN)
+        session = self._sessions.claim(session_id, _Stage.OPEN)
         try:
             request = session.aggregator.request()
         except BaseException:
-            self._drop(session_id)
+            self._sessions.drop(session_id)
             raise
         session.stage, session.busy = _Stage.REQUESTED, False
         step = self.limits.max_chunk_elements
@@ -381,7 +340,7 @@ class AggregateEngine:
 
     def upload_header(self, session_id: str, chunks: Iterable[tuple[int, bytes, bytes]]) -> int:
         """Step 2: the re-blinded, re-labelled elements in ``(sequence, elements, labels)``."""
-        session = self._claim(session_id, _Stage.REQUESTED)
+        session = self._sessions.claim(session_id, _Stage.REQUESTED)
         expected, step = len(self._keys), self.limits.max_chunk_elements
         elements, labels = bytearray(), bytearray()
         try:
@@ -409,7 +368,7 @@ class AggregateEngine:
                 )
             )
         except BaseException:
-            self._drop(session_id)
+            self._sessions.drop(session_id)
             raise
         session.stage, session.busy = _Stage.ACCEPTED, False
         return len(elements) // ELEMENT_BYTES
@@ -417,7 +376,7 @@ class AggregateEngine:
     def upload_records(self, session_id: str, chunks: Iterable[tuple[int, bytes, bytes]]) -> int:
         """Step 3: ``(sequence, elements, ciphertexts)`` chunks; sequences continue across
         calls. Returns the records received so far in the session."""
-        session = self._claim(session_id, _Stage.ACCEPTED)
+        session = self._sessions.claim(session_id, _Stage.ACCEPTED)
         cap = session.max_chunk_records
         try:
             for sequence, elements, ciphertexts in chunks:
@@ -432,7 +391,7 @@ class AggregateEngine:
                 session.next_sequence += 1
                 session.received += len(elements) // per_record
         except BaseException:
-            self._drop(session_id)
+            self._sessions.drop(session_id)
             raise
         session.busy = False
         return session.received
@@ -443,7 +402,7 @@ class AggregateEngine:
         The session ends here whatever happens; the caller logs the release before
         anything leaves.
         """
-        session = self._claim(session_id, _Stage.ACCEPTED)
+        session = self._sessions.claim(session_id, _Stage.ACCEPTED)
         try:
             with self._budget_lock:
                 budget = None
@@ -455,7 +414,7 @@ class AggregateEngine:
                 if budget is not None:
                     self._budgets[session.partner] = budget
         finally:
-            self._drop(session_id)
+            self._sessions.drop(session_id)
         counts = session.aggregator.shared_counts()
         names = self.catalogue
         return Release(

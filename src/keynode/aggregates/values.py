@@ -16,17 +16,17 @@ the release before the plaintext leaves. Any error ends the session.
 from __future__ import annotations
 
 import logging
-import secrets
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 
+from keynode.aggregates.sessions import SessionTable
 from keynode.crypto.batch import GroupPool
 from keynode.crypto.paillier import DEFAULT_KEY_BITS, generate_keypair
 from keynode.crypto.ristretto255 import ELEMENT_BYTES
-from keynode.errors import InputError, LimitExceeded, NotFound, ProfileMismatch, ProtocolError
+from keynode.errors import InputError, LimitExceeded, ProfileMismatch, ProtocolError
 from keynode.protocols.aggregate import (
     AggregateResponse,
     AggregatorRequest,
@@ -158,14 +158,13 @@ class ValuesEngine:
         self.table = table
         self.profile_id = profile_id
         self._pool = pool
-        self._max_sessions = max_sessions
         self._max_elements = max_elements
         self._max_chunk_elements = max_chunk_elements
         self._max_chunk_bytes = max_chunk_bytes
-        self._ttl = session_ttl_s
         self._clock = clock
-        self._lock = threading.Lock()
-        self._sessions: dict[str, _Session] = {}
+        self._sessions: SessionTable[_Session] = SessionTable(
+            "key-node-values", max_sessions=max_sessions, ttl_s=session_ttl_s, clock=clock
+        )
 
     def open_session(
         self, partner: str, profile_id: str, element_count: int, *, k: int
@@ -178,17 +177,14 @@ class ValuesEngine:
             )
         if not 1 <= element_count <= self._max_elements:
             raise LimitExceeded(f"a session takes 1 to {self._max_elements} identifiers")
-        with self._lock:
-            self._check_capacity_locked()
+        self._sessions.check_capacity()  # before making a key and a holder
         _, private_key = generate_keypair(DEFAULT_KEY_BITS)
         table = self.table
         holder = ValueHolder(
             table.records, [[v] for v in table.values], (table.bits,), private_key, self._pool
         )
-        with self._lock:
-            self._check_capacity_locked()
-            session_id = secrets.token_urlsafe(18)
-            self._sessions[session_id] = _Session(
+        session_id = self._sessions.add(
+            _Session(
                 partner,
                 element_count,
                 k,
@@ -196,6 +192,7 @@ class ValuesEngine:
                 private_key.public_key.ciphertext_bytes,
                 self._clock(),
             )
+        )
         log.info("key-node values session %s opened for %s", session_id, partner)
         return OpenedValues(
             session_id,
@@ -207,59 +204,22 @@ class ValuesEngine:
             k,
         )
 
-    def _check_capacity_locked(self) -> None:
-        self._expire_locked()
-        if len(self._sessions) >= self._max_sessions:
-            raise LimitExceeded("too many open key-node-values sessions; try again later")
-
-    def _expire_locked(self) -> None:
-        deadline = self._clock() - self._ttl
-        for sid in [s for s, v in self._sessions.items() if v.opened_at < deadline]:
-            del self._sessions[sid]
-            log.info("key-node values session %s expired", sid)
-
     def session_partner(self, session_id: str) -> str:
         """The partner a session belongs to."""
-        return self._session(session_id).partner
-
-    def _session(self, session_id: str) -> _Session:
-        with self._lock:
-            self._expire_locked()
-            session = self._sessions.get(session_id)
-        if session is None:
-            raise NotFound("unknown or expired key-node values session")
-        return session
-
-    def _drop(self, session_id: str) -> None:
-        with self._lock:
-            self._sessions.pop(session_id, None)
-
-    def _claim(self, session_id: str, stage: _Stage) -> _Session:
-        session = self._session(session_id)
-        with session.lock:
-            if session.busy or session.stage is not stage:
-                raise ProtocolError("this call is out of order for the session")
-            session.busy = True
-        return session
+        return self._sessions.get(session_id).partner
 
     def close_partner_sessions(self, partner: str) -> int:
         """End every session of ``partner`` (resignation); returns how many."""
-        with self._lock:
-            ids = [sid for sid, s in self._sessions.items() if s.partner == partner]
-            for sid in ids:
-                del self._sessions[sid]
-        return len(ids)
+        return self._sessions.close_partner(partner)
 
     def open_sessions(self) -> list[tuple[str, str, float]]:
         """(session id, partner, age in seconds) of every open session."""
-        now = self._clock()
-        with self._lock:
-            return [(sid, s.partner, now - s.opened_at) for sid, s in self._sessions.items()]
+        return self._sessions.listing()
 
     def upload_request(self, session_id: str, chunks: Iterable[tuple[int, bytes]]) -> int:
         """Step 1: the partner's blinded identifiers in ``(sequence, elements)`` chunks;
         re-blinds and shuffles them (the header the partner downloads next)."""
-        session = self._claim(session_id, _Stage.OPEN)
+        session = self._sessions.claim(session_id, _Stage.OPEN)
         step, received = self._max_chunk_elements, bytearray()
         try:
             for i, (sequence, part) in enumerate(chunks):
@@ -274,14 +234,14 @@ class ValuesEngine:
                 raise ProtocolError("fewer elements than the session declared")
             session.header = session.holder.respond(AggregatorRequest(bytes(received))).reblinded
         except BaseException:
-            self._drop(session_id)
+            self._sessions.drop(session_id)
             raise
         session.stage, session.busy = _Stage.REQUESTED, False
         return session.element_count
 
     def header_chunks(self, session_id: str) -> Iterator[bytes]:
         """Step 2: the re-blinded elements, in slices of at most the chunk size."""
-        session = self._claim(session_id, _Stage.REQUESTED)
+        session = self._sessions.claim(session_id, _Stage.REQUESTED)
         session.stage, session.busy = _Stage.HEADER_SENT, False
         size = self._max_chunk_elements * ELEMENT_BYTES
         header = session.header
@@ -290,7 +250,7 @@ class ValuesEngine:
 
     def record_chunks(self, session_id: str) -> Iterator[RecordChunk]:
         """Step 3: the key node's records, shuffled, blinded, padded and encrypted."""
-        session = self._claim(session_id, _Stage.HEADER_SENT)
+        session = self._sessions.claim(session_id, _Stage.HEADER_SENT)
         session.stage, session.busy = _Stage.RECORDS_SENT, False
         record_bytes = session.holder.width * ELEMENT_BYTES + session.ciphertext_bytes
         yield from session.holder.record_chunks(max(1, self._max_chunk_bytes // record_bytes))
@@ -302,7 +262,7 @@ class ValuesEngine:
         which the broker's cohort rule refuses. A ciphertext that is malformed or under
         another key (another session's) is refused as an invalid result.
         """
-        session = self._claim(session_id, _Stage.RECORDS_SENT)
+        session = self._sessions.claim(session_id, _Stage.RECORDS_SENT)
         if ciphertext is None:
             response = AggregateResponse((), (0,))
         else:
@@ -310,5 +270,5 @@ class ValuesEngine:
         try:
             (result,) = session.holder.result(response)
         finally:
-            self._drop(session_id)
+            self._sessions.drop(session_id)
         return ValuesRelease(result.sums or (), result.count or 0, session.element_count)
