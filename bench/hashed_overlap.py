@@ -29,28 +29,13 @@ import multiprocessing as mp
 import os
 import tempfile
 import time
-from collections.abc import Callable
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from bench_support import NETWORK, PROFILE, timed
+
 from keynode import pki
-
-NETWORK = "benchnet"
-PROFILE = "bench-profile:0001"
-
-
-def _timed(into: dict[str, float], name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
-    """``fn``, adding its wall time to ``into[name]`` on every call."""
-
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        start = time.perf_counter()
-        try:
-            return fn(*args, **kwargs)
-        finally:
-            into[name] = into.get(name, 0.0) + time.perf_counter() - start
-
-    return wrapper
 
 
 def _identifier(i: int) -> bytes:
@@ -67,10 +52,10 @@ def key_node(root: Path, size: int, level: int, conn: Connection) -> None:
     from keynode.policy import default_policy_bytes
 
     times: dict[str, float] = {}
-    hashed_client.digest_set = _timed(times, "key_node_digest_s", hashed_client.digest_set)  # type: ignore[assignment]
+    hashed_client.digest_set = timed(times, "key_node_digest_s", hashed_client.digest_set)  # type: ignore[assignment]
     serve = hashed_client.KeyNodeHasher.serve
-    hashed_client.KeyNodeHasher.serve = _timed(times, "key_node_serve_s", serve)  # type: ignore[method-assign]
-    HashedMatch.result = _timed(times, "match_s", HashedMatch.result)  # type: ignore[method-assign]
+    hashed_client.KeyNodeHasher.serve = timed(times, "key_node_serve_s", serve)  # type: ignore[method-assign]
+    HashedMatch.result = timed(times, "match_s", HashedMatch.result)  # type: ignore[method-assign]
     keys = [_identifier(i) for i in range(size)]
     with GroupPool(1) as pool:
         engine = MatchingEngine(keys[:1], PROFILE, pool)
@@ -93,12 +78,12 @@ def partner(target: str, certs: Path, size: int, membership: bool) -> dict[str, 
 
     records = [[_identifier(i)] for i in range(size // 2, size // 2 + size)]
     times: dict[str, float] = {}
-    hashed_client.digest_records = _timed(times, "partner_digest_s", hashed_client.digest_records)  # type: ignore[assignment]
+    hashed_client.digest_records = timed(times, "partner_digest_s", hashed_client.digest_records)  # type: ignore[assignment]
     channel = open_channel(target, certs, server_name="localhost")
     client = hashed_client.HashedOverlapClient(channel, target=target)
     stub = client._stub
-    stub.UploadHashes = _timed(times, "partner_upload_s", stub.UploadHashes)
-    stub.GetHashedMatchResult = _timed(times, "wait_s", stub.GetHashedMatchResult)
+    stub.UploadHashes = timed(times, "partner_upload_s", stub.UploadHashes)
+    stub.GetHashedMatchResult = timed(times, "wait_s", stub.GetHashedMatchResult)
     operation = "overlap.membership.hashed" if membership else "overlap.size.hashed"
     start = time.perf_counter()
     grant = PartnerBrokerClient(channel, target=target).grant(operation).token

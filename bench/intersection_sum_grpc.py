@@ -27,28 +27,14 @@ import multiprocessing as mp
 import os
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from bench_support import NETWORK, PROFILE, timed
+
 from keynode import pki
-
-NETWORK = "benchnet"
-PROFILE = "bench-profile:0001"
-
-
-def _timed(into: dict[str, float], name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
-    """``fn``, adding its wall time to ``into[name]`` on every call."""
-
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        start = time.perf_counter()
-        try:
-            return fn(*args, **kwargs)
-        finally:
-            into[name] = into.get(name, 0.0) + time.perf_counter() - start
-
-    return wrapper
 
 
 def _identifier(i: int) -> bytes:
@@ -60,10 +46,10 @@ def _timed_group_pool(times: dict[str, float]) -> type:
 
     class TimedGroupPool(GroupPool):
         def blind(self, messages: Sequence[bytes], dst: bytes, scalar: bytes) -> bytes:
-            return _timed(times, "ecdh_s", super().blind)(messages, dst, scalar)  # type: ignore[no-any-return]
+            return timed(times, "ecdh_s", super().blind)(messages, dst, scalar)  # type: ignore[no-any-return]
 
         def mult(self, scalar: bytes, packed: bytes) -> bytes:
-            return _timed(times, "ecdh_s", super().mult)(scalar, packed)  # type: ignore[no-any-return]
+            return timed(times, "ecdh_s", super().mult)(scalar, packed)  # type: ignore[no-any-return]
 
     return TimedGroupPool
 
@@ -86,7 +72,7 @@ def key_node(root: Path, size: int, workers: int, conn: Connection) -> None:
         times["sum_s"] = times.get("sum_s", 0.0) + spent
 
     aggregate.Aggregator.add_records = timed_add  # type: ignore[method-assign]
-    aggregate.Aggregator.finish = _timed(times, "release_s", aggregate.Aggregator.finish)  # type: ignore[method-assign]
+    aggregate.Aggregator.finish = timed(times, "release_s", aggregate.Aggregator.finish)  # type: ignore[method-assign]
     keys = [_identifier(i) for i in range(size // 2, size // 2 + size)]
     with _timed_group_pool(times)(workers) as pool:
         identifiers = SegmentedIdentifiers(tuple(keys), ("all",) * size)
@@ -122,16 +108,16 @@ def partner(target: str, certs: Path, size: int, workers: int) -> dict[str, Any]
 
     class TimedEncryptionPool(EncryptionPool):
         def encrypt(self, batch: Sequence[int]) -> list[int]:
-            return _timed(times, "encryption_s", super().encrypt)(batch)  # type: ignore[no-any-return]
+            return timed(times, "encryption_s", super().encrypt)(batch)  # type: ignore[no-any-return]
 
-    aggregate.ValueHolder.result = _timed(times, "decryption_s", aggregate.ValueHolder.result)  # type: ignore[method-assign]
+    aggregate.ValueHolder.result = timed(times, "decryption_s", aggregate.ValueHolder.result)  # type: ignore[method-assign]
     channel = open_channel(target, certs, server_name="localhost")
     client = AggregatesClient(channel, target=target)
     stub, calls = client._stub, {}  # private: timing each call as the partner sees it
     for name in ("OpenSession", "UploadHeader", "UploadRecords", "Finish"):
-        setattr(stub, name, _timed(calls, name, getattr(stub, name)))
+        setattr(stub, name, timed(calls, name, getattr(stub, name)))
     download = stub.DownloadRequest
-    stub.DownloadRequest = _timed(
+    stub.DownloadRequest = timed(
         calls, "DownloadRequest", lambda r, **kw: iter(list(download(r, **kw)))
     )
     with (
