@@ -243,8 +243,8 @@ class Broker:
             if self._store.is_serial_revoked(identity.serial):
                 raise VerificationError("this certificate has been revoked; issue a new one")
             # Storing the certificate first is harmless: it grants nothing until logged.
-            self._store.set_certificate(partner, identity.serial, identity_hash(certificate))
             digest = identity_hash(certificate)
+            self._store.set_certificate(partner, identity.serial, digest)
             self._append(records.enrolled(partner, digest, actor=actor, now_ms=self.now_ms()))
             return self._state.standing(partner)
 
